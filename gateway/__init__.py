@@ -1,0 +1,1 @@
+"""Panorama gateway: GraphQL over the shops and the CRM."""

@@ -1,0 +1,107 @@
+"""create_app(settings): the one place that wires config, sources, schema and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from gateway.config import Config, load_config
+from gateway.resolver import Resolver
+from gateway.schema import Context, build_schema
+from gateway.settings import Settings
+from gateway.sources import SourceSet
+
+log = logging.getLogger("panorama.app")
+
+
+class ORJSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class GraphQLView(GraphQL):
+    """strawberry's ASGI view, with a per-request Resolver and source failures as errors."""
+
+    def __init__(self, sources: SourceSet, settings: Settings) -> None:
+        super().__init__(build_schema(), graphql_ide="graphiql" if settings.graphiql else None)
+        self.sources = sources
+        self.settings = settings
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        context = Context(Resolver(self.sources, self.settings), self.settings, self.sources)
+        request.state.panorama = context
+        return context
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        data = await super().process_result(request, result)
+        context: Context | None = getattr(request.state, "panorama", None)
+        if context is not None and context.resolver.failures:
+            # Partial data: the other sources answered; say which one did not, by name only.
+            errors = list(data.get("errors") or [])
+            errors.extend({"message": f"source '{f.source}' could not answer: {f.message}",
+                           "extensions": {"code": f.code, "source": f.source}}
+                          for f in context.resolver.failures)
+            data["errors"] = errors
+        return data
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+def create_app(settings: Settings, config: Config | None = None,
+               environ: Mapping[str, str] | None = None) -> Starlette:
+    """The gateway as an ASGI app. Raises ConfigError when the config has problems."""
+    if config is None:
+        config = load_config(settings.config, os.environ if environ is None else environ)
+    sources = SourceSet.from_config(config)
+
+    async def healthz(request: Request) -> Response:
+        return ORJSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        body = {"ready": sources.ready, "sources": {
+            s.name: "ready" if s.answered else (s.last_error or "waiting") for s in sources}}
+        return ORJSONResponse(body, status_code=200 if sources.ready else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async def probe_until_ready() -> None:
+            while not sources.ready:
+                await sources.probe()
+                if not sources.ready:
+                    await asyncio.sleep(settings.ready_retry_seconds)
+
+        task = asyncio.create_task(probe_until_ready())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await sources.aclose()
+
+    view = GraphQLView(sources, settings)
+    app = Starlette(
+        routes=[
+            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.sources = sources
+    app.state.settings = settings
+    return app

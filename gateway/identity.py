@@ -1,0 +1,105 @@
+"""Deterministic identity: records sharing an e-mail, a phone or a card are one customer.
+
+Match keys are normalized values (``email:jean@example.com``, ``phone:+33612345678``,
+``card:AB1234``). Records linked by a key, directly or through a chain, form a cluster.
+A cluster's global id is derived from its first record in source order (config order,
+then local key), so it is the same from run to run while the data is the same; an id of
+a record that is no longer first still resolves to the customer it belongs to.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.records import CustomerRecord
+from gateway.transforms import normalize_card, normalize_email
+
+ID_PREFIX = "cus_"
+
+
+def match_keys(record: CustomerRecord) -> frozenset[str]:
+    """The normalized identifiers that link this record to others."""
+    keys = {f"email:{e}" for c in record.emails if (e := normalize_email(c.value))}
+    keys.update(f"phone:{p.value}" for p in record.phones if p.valid)
+    keys.update(f"card:{n}" for c in record.cards if (n := normalize_card(c.number)))
+    return frozenset(keys)
+
+
+def encode_id(source: str, key: str) -> str:
+    """Global id of the cluster whose first record is ``(source, key)``."""
+    raw = f"{source}:{key}".encode()
+    return ID_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_id(global_id: str) -> tuple[str, str] | None:
+    """The ``(source, key)`` a global id was made from, or None if it is not one of ours."""
+    if not global_id.startswith(ID_PREFIX):
+        return None
+    body = global_id[len(ID_PREFIX):]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    source, sep, key = raw.partition(":")
+    return (source, key) if sep and source and key else None
+
+
+def sort_key(rank: dict[str, int], record: CustomerRecord) -> tuple:
+    """Source order, then local key (numerically when the key is a number)."""
+    key = record.key
+    return (rank.get(record.source, len(rank)), 0 if key.isdigit() else 1,
+            int(key) if key.isdigit() else 0, key)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The records of one customer, in source order, with the keys that link them."""
+
+    records: tuple[CustomerRecord, ...]
+    evidence: dict[tuple[str, str], tuple[str, ...]]  # record ref -> kinds of keys it shares
+
+    @property
+    def first(self) -> CustomerRecord:
+        return self.records[0]
+
+    @property
+    def id(self) -> str:
+        return encode_id(self.first.source, self.first.key)
+
+
+def cluster(records: Iterable[CustomerRecord], rank: dict[str, int]) -> list[Cluster]:
+    """Group records that share a match key, transitively (union-find)."""
+    unique = {r.ref: r for r in records}
+    parent = {ref: ref for ref in unique}
+
+    def find(ref):
+        while parent[ref] != ref:
+            parent[ref] = parent[parent[ref]]
+            ref = parent[ref]
+        return ref
+
+    owners: dict[str, list[tuple[str, str]]] = {}
+    keys_of = {ref: match_keys(rec) for ref, rec in unique.items()}
+    for ref, keys in keys_of.items():
+        for key in keys:
+            owners.setdefault(key, []).append(ref)
+    for refs in owners.values():
+        root = find(refs[0])
+        for other in refs[1:]:
+            parent[find(other)] = root
+    groups: dict[tuple[str, str], list[CustomerRecord]] = {}
+    for ref, rec in unique.items():
+        groups.setdefault(find(ref), []).append(rec)
+    clusters = []
+    for members in groups.values():
+        members.sort(key=lambda r: sort_key(rank, r))
+        evidence = {}
+        for rec in members:
+            shared = {k for k in keys_of[rec.ref] if len(owners[k]) > 1}
+            evidence[rec.ref] = tuple(sorted({k.split(":", 1)[0] for k in shared}))
+        clusters.append(Cluster(tuple(members), evidence))
+    clusters.sort(key=lambda c: sort_key(rank, c.first))
+    return clusters

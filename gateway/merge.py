@@ -1,0 +1,127 @@
+"""Survivorship: build one customer's unified values from its records, with provenance.
+
+Records come in source order (config order, then local key); the first source that
+gives a value wins the single-valued fields, and lists keep every distinct value with
+every source that gives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from gateway import graphql_types as gt
+from gateway.identity import Cluster
+from gateway.records import CustomerRecord, InteractionRecord, TransactionRecord
+from gateway.transforms import normalize_email
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CustomerValues:
+    """The merged, single view of one cluster."""
+
+    id: str
+    kind: gt.CustomerKind
+    name: gt.PersonName | None
+    names: list[gt.PersonName]
+    legal_name: gt.SourcedText | None
+    birth_date: gt.SourcedDate | None
+    emails: list[gt.Email]
+    phones: list[gt.Phone]
+    addresses: list[gt.Address]
+    loyalty_cards: list[gt.LoyaltyCard]
+    source_records: list[gt.SourceRecord]
+
+
+def provenance(record: CustomerRecord | TransactionRecord | InteractionRecord) -> gt.Provenance:
+    return gt.Provenance(source=record.source, record_id=record.key)
+
+
+def _distinct(items: Iterable[tuple[Hashable, CustomerRecord, T]],
+              build: Callable[[T, gt.Provenance, list[gt.Provenance]], Any]) -> list[Any]:
+    """One output per distinct key, from its first record, listing every record's provenance."""
+    first: dict[Hashable, tuple[T, CustomerRecord]] = {}
+    seen: dict[Hashable, list[gt.Provenance]] = {}
+    for key, record, value in items:
+        first.setdefault(key, (value, record))
+        origins = seen.setdefault(key, [])
+        if all(p.source != record.source or p.record_id != record.key for p in origins):
+            origins.append(provenance(record))
+    return [build(value, provenance(rec), seen[key]) for key, (value, rec) in first.items()]
+
+
+def customer_values(found: Cluster, shops: Mapping[str, str]) -> CustomerValues:
+    records = found.records
+    person_names = _distinct(
+        ((((r.given_name or "").casefold(), (r.family_name or "").casefold(),
+           (r.full_name or "").casefold()), r, r)
+         for r in records if r.given_name or r.family_name or r.full_name),
+        lambda r, p, _: gt.PersonName(given=r.given_name, family=r.family_name, full=r.full_name,
+                                      source=p))
+    complete = [n for n in person_names if n.given and n.family]
+    legal = next((r for r in records if r.legal_name), None)
+    born = next((r for r in records if r.birth_date), None)
+    return CustomerValues(
+        id=found.id,
+        kind=gt.CustomerKind(records[0].kind if records[0].kind in ("PERSON", "ORGANIZATION")
+                             else "PERSON"),
+        name=(complete or person_names or [None])[0],
+        names=person_names,
+        legal_name=gt.SourcedText(value=legal.legal_name, source=provenance(legal)) if legal else None,
+        birth_date=gt.SourcedDate(value=born.birth_date, source=provenance(born)) if born else None,
+        emails=_distinct(
+            ((normalize_email(e.value), r, e) for r in records for e in r.emails),
+            lambda e, p, ps: gt.Email(address=normalize_email(e.value) or e.value, type=e.type,
+                                      source=p, sources=ps)),
+        phones=_distinct(
+            ((ph.value, r, ph) for r in records for ph in r.phones),
+            lambda ph, p, ps: gt.Phone(number=ph.value, valid=ph.valid, type=ph.type, source=p,
+                                       sources=ps)),
+        addresses=_distinct(
+            ((((a.line1 or "").casefold(), (a.postcode or "").replace(" ", ""),
+               (a.city or "").casefold()), r, a) for r in records for a in r.addresses),
+            lambda a, p, ps: gt.Address(type=a.type, line1=a.line1, line2=a.line2,
+                                        postcode=a.postcode, city=a.city, region=a.region,
+                                        country=a.country, source=p, sources=ps)),
+        loyalty_cards=[gt.LoyaltyCard(number=c.number, program=c.program, points=c.points,
+                                      shop=r.source if r.source in shops else None,
+                                      source=provenance(r))
+                       for r in records for c in r.cards],
+        source_records=[gt.SourceRecord(source=r.source, shop=shops.get(r.source), local_id=r.key,
+                                        matched_by=list(found.evidence.get(r.ref, ())))
+                        for r in records],
+    )
+
+
+def transaction(record: TransactionRecord, shops: Mapping[str, str]) -> gt.Transaction:
+    amount = gt.Money(amount=record.amount, currency=record.currency) \
+        if record.amount is not None else None
+    return gt.Transaction(
+        id=f"{record.source}/{record.table}/{record.key}",
+        kind=_enum(gt.TransactionKind, record.kind),
+        amount=amount,
+        shop=record.source if record.source in shops else None,
+        date=record.date,
+        status=_enum(gt.TransactionStatus, record.status),
+        reference=record.reference,
+        source=provenance(record),
+    )
+
+
+def interaction(record: InteractionRecord) -> gt.Interaction:
+    return gt.Interaction(
+        id=f"{record.source}/{record.table}/{record.key}",
+        channel=_enum(gt.Channel, record.channel),
+        date=record.date, subject=record.subject, summary=record.summary,
+        source=provenance(record),
+    )
+
+
+def _enum(enum: type, value: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        return enum("UNKNOWN")

@@ -1,0 +1,241 @@
+"""Find customers across sources for one request: lookups, identity expansion, pages.
+
+One :class:`Resolver` lives for one GraphQL request. Sources are always asked together
+(``asyncio.gather``), once per round, with every key of the round in one filter. A
+source that fails is recorded in ``failures`` and the others still answer: partial data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.errors import ConnectorError
+from connectors.query import Cond, Expr, Query
+from gateway.identity import Cluster, cluster, decode_id, match_keys, sort_key
+from gateway.mapping import ChildMapping
+from gateway.planner import NOTHING, CustomerFilter, key_lookup, matches, plan_filter
+from gateway.records import CustomerRecord
+from gateway.settings import Settings
+from gateway.sources import Source, SourceSet
+
+log = logging.getLogger("panorama.resolver")
+CURSOR_PREFIX = "cur_"
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    """A source that could not answer part of a request."""
+
+    source: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PageResult:
+    clusters: list[Cluster]
+    cursors: list[str]
+    has_next: bool
+
+
+def encode_cursor(source: str, key: str) -> str:
+    return CURSOR_PREFIX + base64.urlsafe_b64encode(f"{source}:{key}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str] | None:
+    if not cursor.startswith(CURSOR_PREFIX):
+        return None
+    body = cursor[len(CURSOR_PREFIX):]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    source, sep, key = raw.partition(":")
+    return (source, key) if sep and source else None
+
+
+class Resolver:
+    """Customer lookups for one request."""
+
+    def __init__(self, sources: SourceSet, settings: Settings) -> None:
+        self.sources = sources
+        self.settings = settings
+        self.failures: list[SourceFailure] = []
+        self._known: dict[tuple[str, str], CustomerRecord] = {}
+        self._searched: set[str] = set()
+
+    # -- calling sources ---------------------------------------------------------------
+
+    async def _call(self, source: Source, call: Callable[[], Awaitable[Any]], default: Any) -> Any:
+        try:
+            result = await call()
+        except ConnectorError as exc:
+            self._fail(source.name, exc.code, exc.detail)
+            return default
+        except Exception:  # a bug in a connector: logged, reported without details
+            log.exception("source %s: unexpected error", source.name)
+            self._fail(source.name, "SOURCE_ERROR", "the source failed unexpectedly")
+            return default
+        source.answered = True
+        return result
+
+    def _fail(self, source: str, code: str, message: str) -> None:
+        failure = SourceFailure(source, code, message)
+        if failure not in self.failures:
+            self.failures.append(failure)
+
+    async def _customers(self, source: Source, where: Expr | None, *, after: Any = None,
+                         limit: int | None = None) -> list[CustomerRecord]:
+        mapping = source.config.customer
+        if mapping is None:
+            return []
+        query = Query("customer", tuple(mapping.entity.fields), where, after, limit)
+        page = await self._call(source, lambda: source.connector.fetch(query), None)
+        if page is None:
+            return []
+        defaults = source.config.defaults
+        records = [mapping.to_record(source.name, row, defaults) for row in page.rows]
+        for record in records:
+            self._known.setdefault(record.ref, record)
+        return records
+
+    # -- identity ----------------------------------------------------------------------
+
+    async def expand(self, seeds: Iterable[CustomerRecord]) -> list[Cluster]:
+        """The clusters of ``seeds``: follow shared keys through every source, round by round."""
+        seeds = list(seeds)
+        frontier = set().union(*(match_keys(r) for r in seeds)) - self._searched
+        for _ in range(self.settings.identity_hops):
+            if not frontier:
+                break
+            self._searched |= frontier
+            before = set(self._known)
+            await asyncio.gather(*(self._lookup(source, frontier) for source in self.sources))
+            found = [self._known[ref] for ref in set(self._known) - before]
+            frontier = set().union(*(match_keys(r) for r in found)) - self._searched
+        seed_refs = {r.ref for r in seeds}
+        return [c for c in cluster(self._known.values(), self.sources.rank)
+                if any(r.ref in seed_refs for r in c.records)]
+
+    async def _lookup(self, source: Source, keys: set[str]) -> None:
+        mapping = source.config.customer
+        if mapping is None:
+            return
+        exprs = key_lookup(mapping, source.connector, keys)
+        await asyncio.gather(*(self._customers(source, expr) for expr in exprs))
+
+    # -- entry points ------------------------------------------------------------------
+
+    async def by_key(self, key: str) -> Cluster | None:
+        """The customer carrying one match key (a key links records, so there is at most one)."""
+        self._searched.add(key)
+        await asyncio.gather(*(self._lookup(source, {key}) for source in self.sources))
+        seeds = [r for r in self._known.values() if key in match_keys(r)]
+        clusters = await self.expand(seeds)
+        return clusters[0] if clusters else None
+
+    async def by_id(self, global_id: str) -> Cluster | None:
+        ref = decode_id(global_id)
+        if ref is None:
+            return None
+        source = self.sources.get(ref[0])
+        if source is None or source.config.customer is None:
+            return None
+        records = await self._customers(source, Cond("key", "in", (ref[1],)))
+        if not records:
+            return None
+        clusters = await self.expand(records)
+        return clusters[0] if clusters else None
+
+    async def page(self, flt: CustomerFilter, first: int, after: str | None) -> PageResult:
+        """``first`` customers matching ``flt`` after the cursor, in source order."""
+        start_rank, start_key = 0, None
+        if after:
+            position = decode_cursor(after)
+            if position is None or position[0] not in self.sources.rank:
+                raise ValueError("after: not a cursor of this gateway; pass an endCursor "
+                                 "returned by customers")
+            start_rank, start_key = self.sources.rank[position[0]], position[1]
+        emitted: list[tuple[Cluster, str]] = []
+        batch = min(max(2 * (first + 1), 10), self.settings.max_page_size)
+        for source in self.sources:
+            if source.rank < start_rank or source.config.customer is None:
+                continue
+            where = plan_filter(source.name, source.config.customer, source.connector, flt)
+            if where is NOTHING:
+                continue
+            last = start_key if source.rank == start_rank else None
+            while len(emitted) <= first:
+                records = await self._customers(source, where, after=last, limit=batch)
+                if not records:
+                    break
+                clusters = {r.ref: c for c in await self.expand(records) for r in c.records}
+                for record in records:
+                    if self._represents(record, clusters.get(record.ref), flt):
+                        emitted.append((clusters[record.ref], encode_cursor(source.name, record.key)))
+                        if len(emitted) > first:
+                            break
+                last = records[-1].native_key
+                if len(records) < batch:
+                    break
+            if len(emitted) > first:
+                break
+        page = emitted[:first]
+        return PageResult([c for c, _ in page], [k for _, k in page], len(emitted) > first)
+
+    def _represents(self, record: CustomerRecord, found: Cluster | None,
+                    flt: CustomerFilter) -> bool:
+        """Whether ``record`` is the first record of its customer that matches the filter."""
+        if not matches(flt, record):
+            return False
+        if found is None:
+            return True
+        rank = self.sources.rank
+        first_match = min((r for r in found.records if matches(flt, r)),
+                          key=lambda r: sort_key(rank, r))
+        return first_match.ref == record.ref
+
+    # -- children (transactions, interactions) ------------------------------------------
+
+    async def children(self, clusters: list[Cluster], section: str) -> list[list[Any]]:
+        """Transactions or interactions of each cluster: one query per table per source."""
+        wanted: dict[str, dict[str, Any]] = {}  # source -> local key -> native key
+        for found in clusters:
+            for record in found.records:
+                wanted.setdefault(record.source, {})[record.key] = record.native_key
+        calls = []
+        for name, keys in wanted.items():
+            source = self.sources.get(name)
+            if source is None:
+                continue
+            for mapping in getattr(source.config, section):
+                calls.append(self._child_rows(source, mapping, section, list(keys.values())))
+        per_ref: dict[tuple[str, str], list[Any]] = {}
+        for rows in await asyncio.gather(*calls):
+            for item in rows:
+                per_ref.setdefault((item.source, item.customer_key), []).append(item)
+        return [[item for r in found.records for item in per_ref.get(r.ref, [])]
+                for found in clusters]
+
+    async def _child_rows(self, source: Source, mapping: ChildMapping, section: str,
+                          keys: list[Any]) -> list[Any]:
+        size = max(1, source.connector.max_in_values)
+        convert = mapping.to_transaction if section == "transactions" else mapping.to_interaction
+        fields = tuple(mapping.entity.fields)
+        out: list[Any] = []
+        chunks = [tuple(keys[i:i + size]) for i in range(0, len(keys), size)]
+        pages = await asyncio.gather(*(
+            self._call(source, lambda c=chunk: source.connector.fetch(
+                Query(mapping.entity.name, fields, Cond("customer_key", "in", c))), None)
+            for chunk in chunks))
+        defaults = source.config.defaults
+        for page in pages:
+            if page is not None:
+                out.extend(convert(source.name, row, defaults) for row in page.rows)
+        return out

@@ -1,0 +1,193 @@
+"""The GraphQL schema: the unified ``Customer`` and the queries that find customers.
+
+Resolvers only translate: they hand arguments to the request's :class:`Resolver`, turn
+clusters into values with ``merge``, and raise GraphQL errors that name the argument and
+the fix. ``schema.graphql`` at the top level is this schema printed (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.dataloader import DataLoader
+from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.types import Info
+
+from gateway import graphql_types as gt
+from gateway import merge
+from gateway.identity import Cluster
+from gateway.planner import CustomerFilter as FilterValue
+from gateway.planner import FilterError, card_key
+from gateway.resolver import Resolver
+from gateway.settings import Settings
+from gateway.sources import SourceSet
+from gateway.transforms import normalize_email, to_e164
+
+
+def user_error(message: str) -> GraphQLError:
+    """An error the caller can fix; never a stack trace, never a host or SQL."""
+    return GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
+
+
+@dataclass
+class Context:
+    """What resolvers of one request share."""
+
+    resolver: Resolver
+    settings: Settings
+    sources: SourceSet
+    loaders: dict[str, DataLoader] = field(default_factory=dict)
+
+    def loader(self, section: str) -> DataLoader:
+        """One DataLoader per request and relation: every customer's children in one round."""
+        if section not in self.loaders:
+            async def load(clusters: list[Cluster]) -> list[list[Any]]:
+                return await self.resolver.children(clusters, section)
+
+            self.loaders[section] = DataLoader(load_fn=load, cache_key_fn=lambda c: c.id)
+        return self.loaders[section]
+
+
+def _page_size(first: int | None, settings: Settings, argument: str) -> int:
+    size = settings.default_page_size if first is None else first
+    if not 1 <= size <= settings.max_page_size:
+        raise user_error(f"{argument}: must be between 1 and {settings.max_page_size} "
+                         f"(the max_page_size setting); page with `after` for more")
+    return size
+
+
+@strawberry.type(description="One customer, as every source knows them, linked by identity.")
+class Customer:
+    id: strawberry.ID = strawberry.field(
+        description="Global id; stays the same while the customer's records do.")
+    kind: gt.CustomerKind
+    name: gt.PersonName | None = strawberry.field(description="The preferred name (first source).")
+    names: list[gt.PersonName] = strawberry.field(description="Every distinct name, per source.")
+    legal_name: gt.SourcedText | None = strawberry.field(description="An organization's name.")
+    birth_date: gt.SourcedDate | None
+    emails: list[gt.Email]
+    phones: list[gt.Phone]
+    addresses: list[gt.Address]
+    loyalty_cards: list[gt.LoyaltyCard]
+    source_records: list[gt.SourceRecord]
+    cluster: strawberry.Private[Cluster]
+
+    @classmethod
+    def of(cls, found: Cluster, sources: SourceSet) -> Customer:
+        values = merge.customer_values(found, sources.shops)
+        return cls(cluster=found, **{k: getattr(values, k) for k in values.__dataclass_fields__})
+
+    @strawberry.field(description="Payments, invoices, refunds and credits across every shop, "
+                                  "newest first.")
+    async def transactions(self, info: Info, first: int | None = None) -> list[gt.Transaction]:
+        context: Context = info.context
+        size = _page_size(first, context.settings, "transactions.first")
+        records = await context.loader("transactions").load(self.cluster)
+        shops = context.sources.shops
+        ordered = sorted(records, key=lambda r: (r.date is not None, r.date), reverse=True)
+        return [merge.transaction(r, shops) for r in ordered[:size]]
+
+    @strawberry.field(description="Notes, calls, e-mails and meetings, newest first.")
+    async def interactions(self, info: Info, first: int | None = None) -> list[gt.Interaction]:
+        context: Context = info.context
+        size = _page_size(first, context.settings, "interactions.first")
+        records = await context.loader("interactions").load(self.cluster)
+        ordered = sorted(records, key=lambda r: (r.date is not None, r.date), reverse=True)
+        return [merge.interaction(r) for r in ordered[:size]]
+
+
+@strawberry.type
+class CustomerEdge:
+    cursor: str
+    node: Customer
+
+
+@strawberry.type(description="A page of customers (Relay connection).")
+class CustomerConnection:
+    edges: list[CustomerEdge]
+    page_info: gt.PageInfo
+
+
+def _customer(found: Cluster | None, info: Info) -> Customer | None:
+    return Customer.of(found, info.context.sources) if found else None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A customer by global id; an id of a record that has since "
+                                  "been linked to another customer returns that customer.")
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+        return _customer(await info.context.resolver.by_id(str(id)), info)
+
+    @strawberry.field(description="Customers in a stable order, page by page.")
+    async def customers(self, info: Info, filter: gt.CustomerFilter | None = None,
+                        first: int | None = None, after: str | None = None) -> CustomerConnection:
+        context: Context = info.context
+        size = _page_size(first, context.settings, "first")
+        given = filter or gt.CustomerFilter()
+        try:
+            flt = FilterValue.build(name=given.name, email=given.email, phone=given.phone,
+                                    city=given.city, shop=given.shop,
+                                    country=context.settings.default_country,
+                                    shops=context.sources.shops)
+            page = await context.resolver.page(flt, size, after)
+        except (FilterError, ValueError) as exc:
+            raise user_error(str(exc)) from None
+        edges = [CustomerEdge(cursor=cursor, node=Customer.of(found, context.sources))
+                 for found, cursor in zip(page.clusters, page.cursors, strict=True)]
+        return CustomerConnection(edges=edges, page_info=gt.PageInfo(
+            has_next_page=page.has_next, has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None))
+
+    @strawberry.field(description="The customer with this e-mail address (any case, any source).")
+    async def customer_by_email(self, info: Info, email: str) -> Customer | None:
+        address = normalize_email(email)
+        if not address or "@" not in address:
+            raise user_error("email: not an e-mail address; give one like name@example.com")
+        return _customer(await info.context.resolver.by_key(f"email:{address}"), info)
+
+    @strawberry.field(description="The customer with this phone number (national numbers use the "
+                                  "default_country setting).")
+    async def customer_by_phone(self, info: Info, phone: str) -> Customer | None:
+        number = to_e164(phone, info.context.settings.default_country)
+        if number is None:
+            raise user_error(f"phone: {phone!r} is not a valid phone number; give it in "
+                             f"international form such as +33612345678")
+        return _customer(await info.context.resolver.by_key(f"phone:{number}"), info)
+
+    @strawberry.field(description="The customer holding this loyalty card (spaces and dashes "
+                                  "ignored).")
+    async def customer_by_card(self, info: Info, number: str) -> Customer | None:
+        key = card_key(number)
+        if key is None:
+            raise user_error("number: empty card number; give the number printed on the card")
+        return _customer(await info.context.resolver.by_key(key), info)
+
+    @strawberry.field(description="The configured sources, in identity order.")
+    def sources(self, info: Info) -> list[gt.Source]:
+        return [gt.Source(name=s.name, kind=s.config.kind, shop=s.config.shop, ready=s.answered)
+                for s in info.context.sources]
+
+
+def _mask(error: GraphQLError) -> bool:
+    """Hide the text of unexpected exceptions: it may carry hosts, SQL or secrets."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256),
+                    MaskErrors(should_mask_error=_mask,
+                               error_message="Internal error; the gateway's log has the details.")],
+    )
+
+
+def sdl() -> str:
+    """The schema in SDL, as published in schema.graphql."""
+    return build_schema().as_str() + "\n"

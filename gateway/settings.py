@@ -1,0 +1,128 @@
+"""Every setting in one table, read once into a frozen object that is passed down.
+
+Precedence, highest first: command-line options, environment variables (``PANORAMA_`` +
+the upper-cased name), the ``gateway:`` section of the config file, the default. Nothing
+else in Panorama reads ``os.environ``, except ``${env:...}`` references in the config file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+def _bool(text: Any) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_int(text: Any) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected a whole number of at least 1")
+    return value
+
+
+def _country(text: Any) -> str:
+    value = str(text).strip().upper()
+    if len(value) != 2 or not value.isalpha():
+        raise ValueError("expected a two-letter ISO country code such as FR")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("config", "panorama.yaml", "Path of the config file (sources and mappings)."),
+    Setting("host", "127.0.0.1", "Interface the HTTP server listens on."),
+    Setting("port", 8000, "Port the HTTP server listens on.", _positive_int),
+    Setting("max_page_size", 100, "Largest `first` accepted by `customers` and list fields.",
+            _positive_int),
+    Setting("default_page_size", 20, "`first` of `customers` when the query does not say.",
+            _positive_int),
+    Setting("default_country", "FR",
+            "Country of phone numbers given without a country code in queries.", _country),
+    Setting("identity_hops", 3,
+            "How many rounds of linking (record -> shared e-mail/phone/card -> record) to follow.",
+            _positive_int),
+    Setting("graphiql", True, "Serve the GraphiQL IDE on GET /graphql.", _bool),
+    Setting("ready_retry_seconds", 2, "Seconds between readiness probes of sources not yet seen.",
+            _positive_int),
+    Setting("log_level", "info", "Log level: debug, info, warning or error."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    config: str = "panorama.yaml"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_page_size: int = 100
+    default_page_size: int = 20
+    default_country: str = "FR"
+    identity_hops: int = 3
+    graphiql: bool = True
+    ready_retry_seconds: int = 2
+    log_level: str = "info"
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        file_section: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Build settings from the sources above; a bad value names the setting and its source."""
+        values: dict[str, Any] = {}
+        layers = (
+            ("the config file's gateway section", file_section or {}, ""),
+            ("the environment", environ or {}, "PANORAMA_"),
+            ("the command line", overrides or {}, ""),
+        )
+        for origin, layer, prefix in layers:
+            if not prefix:
+                unknown = sorted(set(layer) - set(_BY_NAME))
+                if unknown:
+                    raise SettingsError(
+                        f"unknown setting {', '.join(map(repr, unknown))} in {origin}; "
+                        f"known: {', '.join(_BY_NAME)}")
+            for setting in SETTINGS:
+                key = prefix + setting.name.upper() if prefix else setting.name
+                if key in layer and layer[key] is not None:
+                    try:
+                        values[setting.name] = setting.parse(layer[key])
+                    except (TypeError, ValueError) as exc:
+                        where = key if prefix else setting.name
+                        raise SettingsError(
+                            f"setting {where} from {origin}: {layer[key]!r} is not valid ({exc})"
+                        ) from None
+        settings = cls(**values)
+        if settings.default_page_size > settings.max_page_size:
+            raise SettingsError(
+                f"default_page_size ({settings.default_page_size}) is larger than max_page_size "
+                f"({settings.max_page_size}); lower one or raise the other")
+        return settings
+
+
+assert [f.name for f in fields(Settings)] == [s.name for s in SETTINGS], "table and class drifted"
+assert all(getattr(Settings, s.name) == s.default for s in SETTINGS), "defaults drifted"

@@ -1,0 +1,83 @@
+"""The configured sources at run time: their connectors, order and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+
+from connectors import registry
+from connectors.base import Connector
+from connectors.errors import ConnectorError
+from gateway.config import Config, SourceConfig
+
+log = logging.getLogger("panorama.sources")
+
+
+class Source:
+    """One configured source: its mapping and its connector."""
+
+    def __init__(self, config: SourceConfig, connector: Connector, rank: int) -> None:
+        self.config = config
+        self.connector = connector
+        self.rank = rank
+        self.name = config.name
+        #: Set once the source has answered any call: readiness.
+        self.answered = False
+        self.last_error: str | None = None
+
+
+class SourceSet:
+    """Every source of a config, in config order (which is the identity order)."""
+
+    def __init__(self, sources: list[Source]) -> None:
+        self._sources = {s.name: s for s in sources}
+        self.rank = {s.name: s.rank for s in sources}
+
+    @classmethod
+    def from_config(cls, config: Config) -> SourceSet:
+        sources = []
+        for rank, sc in enumerate(config.sources.values()):
+            connector_cls = registry.get(sc.kind)
+            connector = connector_cls(sc.name, sc.connection, sc.entities(), timeout=sc.timeout,
+                                      pool_size=sc.pool_size)
+            sources.append(Source(sc, connector, rank))
+        return cls(sources)
+
+    def __iter__(self) -> Iterator[Source]:
+        return iter(self._sources.values())
+
+    def get(self, name: str) -> Source | None:
+        return self._sources.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._sources)
+
+    @property
+    def shops(self) -> Mapping[str, str]:
+        return {s.name: s.config.shop for s in self if s.config.shop}
+
+    @property
+    def ready(self) -> bool:
+        return all(s.answered for s in self)
+
+    async def probe(self) -> None:
+        """Ping every source that has not answered yet, in parallel."""
+
+        async def one(source: Source) -> None:
+            try:
+                await source.connector.ping()
+            except ConnectorError as exc:
+                source.last_error = exc.code
+                log.warning("source %s not ready: %s", source.name, exc.code)
+            except Exception:  # a connector bug must not stop the probe of the others
+                source.last_error = "SOURCE_ERROR"
+                log.exception("source %s: unexpected error while probing", source.name)
+            else:
+                source.answered, source.last_error = True, None
+
+        await asyncio.gather(*(one(s) for s in self if not s.answered))
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(s.connector.aclose() for s in self), return_exceptions=True)
