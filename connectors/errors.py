@@ -3,12 +3,12 @@
 Driver and HTTP-library exceptions are translated once, at the connector boundary
 (``raise SourceUnavailable(...) from exc``), so the gateway only ever sees these::
 
-    ConnectorError                 code                  meaning
-    ├── SourceConfigError          SOURCE_CONFIG         the mapping names a table/column/property that is not there
-    ├── Unsupported                SOURCE_UNSUPPORTED    the query asks for something this connector cannot do
-    ├── SourceUnavailable          SOURCE_UNAVAILABLE    cannot connect, connection lost, authentication refused
-    │   └── SourceTimeout          SOURCE_TIMEOUT        the source did not answer in time
-    └── UpstreamError              SOURCE_ERROR          the source answered with an error (HTTP 5xx, SQL error)
+    ConnectorError           code                meaning
+    ├── SourceConfigError    SOURCE_CONFIG       the mapping names a table/column/property not there
+    ├── Unsupported          SOURCE_UNSUPPORTED  the query needs something this connector cannot do
+    ├── SourceUnavailable    SOURCE_UNAVAILABLE  cannot connect, connection lost, auth refused
+    │   └── SourceTimeout    SOURCE_TIMEOUT      the source did not answer in time
+    └── UpstreamError        SOURCE_ERROR        the source answered with an error (HTTP 5xx, SQL)
 
 Messages name the source by its logical name only: never a host, a DSN, SQL text or a secret.
 """

@@ -61,7 +61,7 @@ class AnyOf:
     parts: tuple[Expr, ...]
 
 
-Expr = Union[Cond, AllOf, AnyOf]
+Expr = Union[Cond, AllOf, AnyOf]  # noqa: UP007 (a runtime alias; `|` needs 3.10 objects)
 
 # Short aliases read well in planner code: All(...), Any_(...).
 All = AllOf

@@ -182,9 +182,11 @@ def _mask(error: GraphQLError) -> bool:
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
-        extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256),
-                    MaskErrors(should_mask_error=_mask,
-                               error_message="Internal error; the gateway's log has the details.")],
+        # Factories: a fresh extension per request; the parse/validation LRU caches are shared.
+        extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256),
+                    lambda: MaskErrors(should_mask_error=_mask,
+                                       error_message="Internal error; the gateway's log has the "
+                                                     "details.")],
     )
 
 

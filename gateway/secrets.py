@@ -37,7 +37,8 @@ def resolve(text: str, environ: Mapping[str, str], base_dir: Path) -> str:
         try:
             return path.read_text().strip()
         except OSError:
-            raise UnresolvedReference(f"secret file {name} cannot be read; create it or fix the path") from None
+            raise UnresolvedReference(
+                f"secret file {name} cannot be read; create it or fix the path") from None
 
     return REFERENCE.sub(substitute, text)
 

@@ -1,0 +1,58 @@
+"""``panorama check``: validate a config file, and with ``connect`` the live sources too."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from connectors.errors import ConnectorError, Unsupported
+from gateway.config import Config, ConfigError, load_config
+from gateway.sources import SourceSet
+
+
+async def _check_sources(config: Config, say: Callable[[str], None]) -> int:
+    sources = SourceSet.from_config(config)
+    failures = 0
+    try:
+        async def one(source):
+            try:
+                await source.connector.ping()
+                try:
+                    problems = await source.connector.verify()
+                except Unsupported:
+                    problems = []
+            except ConnectorError as exc:
+                return source, [f"cannot reach the source ({exc.code}): {exc.detail}"]
+            return source, problems
+
+        for source, problems in await asyncio.gather(*(one(s) for s in sources)):
+            if problems:
+                failures += len(problems)
+                for problem in problems:
+                    say(f"sources.{source.name}: {problem}")
+            else:
+                say(f"sources.{source.name}: ok ({source.config.kind}, reachable, "
+                    f"every mapped table and column exists)")
+    finally:
+        await sources.aclose()
+    return failures
+
+
+def run_check(path: str, *, connect: bool, environ: Mapping[str, str],
+              say: Callable[[str], None] = print) -> int:
+    """Print every problem with its location; return the process exit code."""
+    try:
+        config = load_config(path, environ)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            say(f"{path}: {problem}")
+        say(f"{len(exc.problems)} problem(s) found; nothing was started.")
+        return 1
+    say(f"{path}: valid ({len(config.sources)} sources: {', '.join(config.sources)})")
+    if not connect:
+        return 0
+    failures = asyncio.run(_check_sources(config, say))
+    if failures:
+        say(f"{failures} problem(s) found in the live sources.")
+        return 1
+    return 0
