@@ -214,7 +214,7 @@ class _Loader:
         for key, value in doc.items():
             if secrets.inline_secret(key, value):
                 self.problem(f"{loc}.{key}", "a secret is written inline; put it in an environment "
-                                             f"variable and write ${{env:NAME}} (or ${{file:PATH}})")
+                                             "variable and write ${env:NAME} (or ${file:PATH})")
                 continue
             if isinstance(value, str):
                 try:
