@@ -1,0 +1,1 @@
+"""The embedded demo world: a baker's shops and CRM, generated from a seed."""

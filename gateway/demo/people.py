@@ -1,0 +1,390 @@
+"""The demo's population: who shops where, and how each shop and the CRM wrote them down.
+
+Every value (dates included) comes from the ``random.Random`` passed in and a fixed "today"
+(:data:`TODAY`), never from the clock, so a seed always draws the same world.
+
+How records of one person relate:
+
+- Each shop knows a person under its own id and its own loyalty card. A person who shops in
+  several shops is linked by the e-mail (written with other case or spaces; the names may lose
+  their accents or carry a typo), or only by the phone number (another e-mail or none,
+  the number written in another format).
+- Cards never link two shops (each shop issues its own, with its own format). The CRM's
+  ``loyalty_card`` property holds the card of the shop where the person signed up, written
+  its own way, so some CRM contacts are linked only by their card.
+- Traps: namesakes (same given and family name, their own e-mail and phone) must stay apart.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from gateway.demo import names
+
+TODAY = datetime(2026, 1, 1, tzinfo=UTC)
+SHOP_COUNTRY = {"paris": "FR", "london": "GB", "berlin": "DE"}
+HOME_SHOP = {country: shop for shop, country in SHOP_COUNTRY.items()}
+CALLING_CODE = {"FR": "33", "GB": "44", "DE": "49"}
+EMAIL_DOMAINS = {"FR": ("example.fr", "example.net"), "GB": ("example.co.uk", "example.com"),
+                 "DE": ("example.de", "example.org")}
+ORDER_MAILBOX = {"FR": "commandes", "GB": "orders", "DE": "bestellung"}
+
+# Shares of the population (the showcase people are part of it).
+ALL_SHOPS_SHARE, TWO_SHOPS_SHARE, ORG_SHARE, CRM_SHARE, PROSPECT_SHARE = 0.10, 0.25, 0.03, 0.6, 0.12
+# How a second (or third) shop's record links to the first: weights.
+SHOP_LINKS = {"email": 72, "typo": 10, "phone": 18}
+CRM_LINKS = {"email": 72, "phone": 16, "card": 12}
+
+# Phone formats: a style name -> how to write (country, national number) in it.
+NATIONAL_STYLES = {"FR": ("spaced", "spaced", "compact", "dots"), "GB": ("spaced", "compact"),
+                   "DE": ("spaced", "slash", "compact")}
+INTERNATIONAL_STYLES = ("e164", "plus", "plus", "double_zero")
+ASCII_FOLD = str.maketrans({"ß": "ss", "ı": "i", "ø": "o", "æ": "ae", "œ": "oe"})
+UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
+
+
+@dataclass(frozen=True)
+class Payment:
+    at: datetime
+    cents: int
+    ok: bool
+    method: str  # card | contactless | cash | transfer; each shop names them its own way
+
+
+@dataclass(frozen=True)
+class Sale:
+    """One invoice or order, with its payment attempts and an optional refund."""
+
+    at: datetime
+    cents: int
+    state: str  # paid | pending | cancelled
+    payments: tuple[Payment, ...] = ()
+    refund: tuple[datetime, int, int] | None = None  # (when, cents, index of the reason)
+
+
+@dataclass
+class Party:
+    """A person or company of the world, with what each shop and the CRM know of it."""
+
+    n: int
+    kind: str = "PERSON"
+    country: str = "FR"
+    given: str | None = None
+    family: str | None = None
+    trading: str | None = None  # an organization's name on the till
+    legal: str | None = None
+    vat: str | None = None
+    email: str = ""
+    alt_email: str | None = None  # a second address, used where only the phone links
+    mobile: str = ""  # national significant number, e.g. "612345678"
+    landline: str | None = None
+    birth: str | None = None
+    address: tuple[str, str, str] | None = None  # (line, postcode, city)
+    billing: tuple[str, str, str] | None = None
+    created: datetime = TODAY
+    shops: list[str] = field(default_factory=list)  # first: where the person signed up
+    links: dict[str, str] = field(default_factory=dict)  # other shop -> email | typo | phone
+    crm: str | None = None  # email | phone | card | prospect; None: not in the CRM
+    fixed: dict[str, dict] = field(default_factory=dict)  # hand-written shop records
+
+    @property
+    def name(self) -> str:
+        return self.legal or f"{self.given} {self.family}"
+
+
+def populate(rng: random.Random, parties: list[Party], customers: int,
+             taken: set[str]) -> list[tuple[int, int]]:
+    """Add the random customers and CRM prospects; return the namesake pairs (traps).
+
+    ``parties`` holds the showcase parties already; they count towards every share.
+    """
+    shown = [p for p in parties if p.kind == "PERSON"]
+    shown_orgs = len(parties) - len(shown)
+    catalogue = [(country, *org) for i in range(4) for country in ("FR", "GB", "DE")
+                 for org in names.ORGANIZATIONS[country][i:i + 1]]  # alternate countries
+    n_orgs = min(max(2, round(customers * ORG_SHARE)), shown_orgs + len(catalogue))
+    n_people = customers - n_orgs
+    sizes = []
+    for size, share in ((3, ALL_SHOPS_SHARE), (2, TWO_SHOPS_SHARE)):
+        sizes += [size] * (round(n_people * share) - sum(len(p.shops) == size for p in shown))
+    sizes += [1] * (n_people - len(shown) - len(sizes))
+    rng.shuffle(sizes)
+    first = len(parties)
+    for size in sizes:
+        country = rng.choices(("FR", "GB", "DE"), weights=(40, 30, 30))[0]
+        p = Party(len(parties), country=country, given=rng.choice(names.GIVEN_NAMES[country]),
+                  family=rng.choice(names.FAMILY_NAMES[country]))
+        others = [s for s in SHOP_COUNTRY if s != HOME_SHOP[country]]
+        rng.shuffle(others)
+        p.shops = [HOME_SHOP[country], *others[:size - 1]]
+        parties.append(p)
+    traps = _namesakes(rng, parties[first:], max(3, customers // 80))
+    for country, trading, legal in catalogue[:n_orgs - shown_orgs]:
+        parties.append(Party(len(parties), "ORGANIZATION", country, trading=trading, legal=legal,
+                             shops=[HOME_SHOP[country]]))
+    for _ in range(round(customers * PROSPECT_SHARE)):
+        country = rng.choice(("FR", "GB", "DE"))
+        parties.append(Party(len(parties), country=country, crm="prospect",
+                             given=rng.choice(names.GIVEN_NAMES[country]),
+                             family=rng.choice(names.FAMILY_NAMES[country])))
+    # A prospect who shares a customer's name, and is someone else.
+    prospect, twin = parties[-1], rng.choice(parties[first:first + len(sizes)])
+    prospect.country, prospect.given, prospect.family = twin.country, twin.given, twin.family
+    traps.append((twin.n, prospect.n))
+    for p in parties[first:]:
+        _details(rng, p, taken)
+        for shop in p.shops[1:]:
+            p.links[shop] = rng.choices(list(SHOP_LINKS), weights=list(SHOP_LINKS.values()))[0]
+        if p.kind == "PERSON" and p.crm is None and rng.random() < CRM_SHARE:
+            p.crm = rng.choices(list(CRM_LINKS), weights=list(CRM_LINKS.values()))[0]
+    return traps
+
+
+def _namesakes(rng: random.Random, people: list[Party], count: int) -> list[tuple[int, int]]:
+    """Give ``count`` single-shop people the name of someone else of their country."""
+    traps: list[tuple[int, int]] = []
+    singles = [p for p in people if len(p.shops) == 1]
+    rng.shuffle(singles)
+    used: set[int] = set()
+    for twin in singles:
+        if len(traps) == count:
+            break
+        original = next((p for p in rng.sample(people, len(people)) if p.country == twin.country
+                         and p.n != twin.n and p.n not in used), None)
+        if original is None or twin.n in used:
+            continue
+        used.update((twin.n, original.n))
+        twin.given, twin.family = original.given, original.family
+        if rng.random() < 0.5:  # a visitor in another shop, rather than a neighbour
+            twin.shops = [rng.choice([s for s in SHOP_COUNTRY if s != HOME_SHOP[twin.country]])]
+        traps.append((original.n, twin.n))
+    return traps
+
+
+def _details(rng: random.Random, p: Party, taken: set[str]) -> None:
+    """Draw the e-mails, phones, birth date, addresses and sign-up date of a new party."""
+    domains: tuple[str, ...] = EMAIL_DOMAINS[p.country]
+    if p.kind == "ORGANIZATION":
+        local = [ORDER_MAILBOX[p.country]]
+        domains = (f"{_slug(p.trading or '')}.example",)
+    else:
+        g, f = _slug(p.given or ""), _slug(p.family or "")
+        local = [f"{g}.{f}", f"{g[0]}{f}", f"{f}.{g}", f"{g}{f[0]}"]
+        p.birth = date(rng.randint(1946, 2005), rng.randint(1, 12), rng.randint(1, 28)).isoformat()
+        p.alt_email = _unique(taken, [f"{g[0]}.{f}@{d}" for d in ("example.com", "example.net")],
+                              rng)
+    p.email = _unique(taken, [f"{lp}@{d}" for lp in local for d in domains], rng)
+    p.mobile = _unique(taken, [], rng, lambda: _mobile(rng, p.country))
+    if p.country == "GB" and rng.random() < 0.3:
+        p.landline = _unique(taken, [], rng, lambda: "20" + rng.choice("378") + _digits(rng, 7))
+    p.address = _address(rng, p.country)
+    if p.country == "FR" and (p.kind == "ORGANIZATION" or rng.random() < 0.2):
+        p.billing = _address(rng, p.country)
+    if p.kind == "ORGANIZATION":
+        p.vat = _vat(rng, p.country)
+    signed_up = TODAY - timedelta(days=rng.randint(400, 1800))
+    p.created = signed_up.replace(hour=rng.randint(8, 18), minute=rng.randint(0, 59))
+
+
+def _unique(taken: set[str], candidates: list[str], rng: random.Random, draw=None) -> str:
+    for value in candidates:
+        if value not in taken:
+            taken.add(value)
+            return value
+    while True:
+        if draw is not None:
+            value = draw()
+        else:
+            local, _, domain = candidates[0].partition("@")
+            value = f"{local}{rng.randint(2, 99)}@{domain}"
+        if value not in taken:
+            taken.add(value)
+            return value
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice("0123456789") for _ in range(n))
+
+
+def _mobile(rng: random.Random, country: str) -> str:
+    if country == "FR":  # 069x and 0639 are not mobile ranges
+        return rng.choice(["6" + rng.choice("01245678"), "7" + rng.choice("5678")]) + _digits(rng, 7)
+    if country == "GB":
+        return "7" + rng.choice(("80", "84", "86", "88", "90", "93", "95", "97")) + _digits(rng, 7)
+    prefix, length = rng.choice((("151", 8), ("160", 7), ("170", 7), ("171", 7), ("176", 8)))
+    return prefix + _digits(rng, length)
+
+
+def phone_text(country: str, nsn: str, style: str) -> str:
+    """A number written the way people type it: ``06 12 34 56 78``, ``+44 7900 123456``..."""
+    if country == "FR":
+        spaced = "0" + nsn[0] + "".join(f" {nsn[i:i + 2]}" for i in range(1, 9, 2))
+    elif country == "GB":
+        spaced = f"0{nsn[:2]} {nsn[2:6]} {nsn[6:]}" if nsn[0] == "2" else f"0{nsn[:4]} {nsn[4:]}"
+    else:
+        spaced = f"0{nsn[:3]} {nsn[3:]}"
+    code = CALLING_CODE[country]
+    return {"spaced": spaced, "compact": "0" + nsn, "dots": spaced.replace(" ", "."),
+            "slash": spaced.replace(" ", "/", 1), "e164": f"+{code}{nsn}",
+            "plus": f"+{code} {spaced[1:]}", "double_zero": f"00{code} {spaced[1:]}"}[style]
+
+
+def _address(rng: random.Random, country: str) -> tuple[str, str, str]:
+    street, postcode, city = rng.choice(names.STREETS[country])
+    number = rng.randint(1, 140)
+    line = f"{street} {number}" if country == "DE" else f"{number} {street}"
+    return line, postcode, city
+
+
+def _vat(rng: random.Random, country: str) -> str:
+    if country == "FR":
+        siren = rng.randint(300_000_000, 999_999_999)
+        return f"FR{(12 + 3 * (siren % 97)) % 97:02d}{siren}"
+    return country + _digits(rng, 9)
+
+
+def _slug(text: str) -> str:
+    return "".join(c for c in ascii_fold(text.translate(UMLAUTS)).lower() if c.isalnum())
+
+
+def ascii_fold(text: str) -> str:
+    """The text without accents, as typed on a keyboard that has none."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(ASCII_FOLD))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _plain(text: str, rng: random.Random) -> str:
+    if any(c in text for c in "äöüÄÖÜ") and rng.random() < 0.5:
+        return ascii_fold(text.translate(UMLAUTS))  # Müller -> Mueller
+    return ascii_fold(text)
+
+
+def typo(text: str, rng: random.Random) -> str:
+    """One slip of the finger: Dupont -> Dupond, Martin -> Matrin, Schmidt -> Schmit."""
+    if text[-1] in "td":
+        return text[:-1] + ("d" if text[-1] == "t" else "t")
+    spots = [i for i in range(1, len(text) - 1) if text[i:i + 2].isalpha() and text[i] != text[i + 1]]
+    if not spots:
+        return text + text[-1]
+    i = rng.choice(spots)
+    return [text[:i] + text[i] + text[i:], text[:i] + text[i + 1] + text[i] + text[i + 2:],
+            text[:i] + text[i + 1:]][rng.randrange(3)]
+
+
+def email_variant(email: str, rng: random.Random) -> str:
+    """The same address as someone typed it: other case, a stray space."""
+    local, _, domain = email.partition("@")
+    titled = ".".join(part.capitalize() for part in local.split(".")) + "@" + domain.capitalize()
+    return rng.choice((titled, email.upper(), titled, email + " ", " " + email,
+                       email.upper() + " "))
+
+
+def shop_rows(rng: random.Random, parties: list[Party], shop: str,
+              taken: set[str]) -> list[tuple[Party, dict]]:
+    """What ``shop`` knows of each of its customers, in its id order (sign-up order)."""
+    rows = [(p, p.fixed.get(shop) or _record(rng, p, shop, taken)) for p in parties
+            if shop in p.shops]
+    rows.sort(key=lambda row: (not row[0].fixed, row[1]["created"], row[0].n))
+    return rows
+
+
+def _record(rng: random.Random, p: Party, shop: str, taken: set[str]) -> dict:
+    link = p.links.get(shop, "first")
+    local = SHOP_COUNTRY[shop] == p.country
+    given, family = p.given, p.family
+    if p.kind == "PERSON":
+        assert given and family
+        if not local and rng.random() < 0.6:
+            given, family = _plain(given, rng), _plain(family, rng)
+        if link == "typo":
+            if rng.random() < 0.7:
+                family = typo(family, rng)
+            else:
+                given = typo(given, rng)
+        case = rng.random()
+        if link != "first" and case < 0.1:
+            given, family = given.upper(), family.upper()
+        elif link != "first" and case < 0.15:
+            given, family = given.lower(), family.lower()
+    if link == "first":
+        email: str | None = p.email if rng.random() < 0.8 else email_variant(p.email, rng)
+    elif link == "phone":
+        email = p.alt_email if rng.random() < 0.6 else None
+    else:
+        email = email_variant(p.email, rng) if rng.random() < 0.7 else p.email
+    styles = NATIONAL_STYLES[p.country] if local and rng.random() < 0.85 else INTERNATIONAL_STYLES
+    phone = None
+    if link in ("first", "phone") or rng.random() < 0.5:
+        phone = phone_text(p.country, p.mobile, rng.choice(styles))
+    created = p.created
+    if link != "first":
+        created = min(p.created + timedelta(days=rng.randint(20, 900)), TODAY - timedelta(days=40))
+    needs_card = p.crm == "card" and shop == p.shops[0]
+    return {
+        "given": given, "family": family, "email": email, "phone": phone,
+        "landline": phone_text("GB", p.landline, "spaced") if p.landline and local else None,
+        "address": p.address if local and link == "first" else None,
+        "billing": p.billing if local and link == "first" else None,
+        "birth": p.birth if link == "first" or rng.random() < 0.3 else None,
+        "created": created,
+        "card": card_number(rng, shop, taken) if needs_card or rng.random() < 0.88 else None,
+        "sales": sales(rng, p.kind == "ORGANIZATION", created, link == "first"),
+    }
+
+
+def card_number(rng: random.Random, shop: str, taken: set[str]) -> str:
+    """A new card of ``shop``: PAR-4821-0093, LDN 5512 3300, B-00042."""
+    draw = {"paris": lambda: f"PAR-{rng.randint(1000, 9999)}-{rng.randint(0, 9999):04d}",
+            "london": lambda: f"LDN {rng.randint(1000, 9999)} {rng.randint(0, 9999):04d}",
+            "berlin": lambda: f"B-{rng.randint(100, 99999):05d}"}[shop]
+    return _unique(taken, [], rng, draw)
+
+
+def sales(rng: random.Random, wholesale: bool, since: datetime, regular: bool) -> list[Sale]:
+    """A customer's purchases since ``since``: paid at the till, or invoiced (wholesale)."""
+    count = rng.randint(8, 20) if wholesale else rng.randint(1, 12) if regular else rng.randint(1, 3)
+    start = max(since, TODAY - timedelta(days=730))
+    days = max(1, (TODAY - start).days - 1)
+    out = []
+    for day in sorted(rng.randrange(days) for _ in range(count)):
+        moment = start + timedelta(days=day + 1)
+        at = datetime(moment.year, moment.month, moment.day, rng.randint(7, 19), rng.randint(0, 59),
+                      tzinfo=UTC)
+        if wholesale:
+            cents = rng.randrange(8000, 90000)
+        else:
+            r = rng.random()
+            cents = rng.randrange(120, 1500, 10) if r < 0.6 else rng.randrange(1500, 4500, 10) \
+                if r < 0.9 else rng.randrange(2500, 28000, 50)
+        state = rng.choices(("paid", "pending", "cancelled"),
+                            weights=(75, 20, 5) if wholesale else (88, 5, 7))[0]
+        method = "transfer" if wholesale else rng.choice(("card", "card", "contactless", "cash"))
+        delay = timedelta(days=rng.randint(5, 45)) if wholesale else timedelta(minutes=rng.randint(0, 3))
+        payments: list[Payment] = []
+        if state == "paid" and at + delay >= TODAY:
+            state = "pending"  # not paid yet on the demo's "today"
+        if state == "paid":
+            if rng.random() < 0.04:  # declined first, paid on the second try
+                payments.append(Payment(at + delay, cents, False, method))
+                delay += timedelta(minutes=2)
+            payments.append(Payment(at + delay, cents, True, method))
+        elif state == "pending" and rng.random() < 0.3 and at + delay < TODAY:
+            payments.append(Payment(at + delay, cents, False, method))
+        refund = None
+        if state == "paid" and rng.random() < 0.04:
+            when = payments[-1].at + timedelta(days=rng.randint(1, 10))
+            part = cents if rng.random() < 0.5 else max(10, cents * rng.randint(2, 6) // 100 * 10)
+            if when < TODAY:
+                refund = (when, part, rng.randrange(4))
+        out.append(Sale(at, cents, state, tuple(payments), refund))
+    return out
+
+
+def decimal_text(cents: int) -> str:
+    """Cents as exact decimal text: 1250 -> '12.50'."""
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
