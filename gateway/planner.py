@@ -7,6 +7,7 @@ re-checks every row with :func:`matches` on the unified values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -52,8 +53,10 @@ class CustomerFilter:
             phone = e164
         if shop is not None and shop not in shops:
             raise FilterError(f"filter.shop: unknown shop {shop!r}; shops: {', '.join(shops)}")
-        name = " ".join(name.split()).casefold() if name and name.strip() else None
-        city = city.strip().casefold() if city and city.strip() else None
+        # lower(), not casefold(): "Groß" must stay "groß" for sources to find it; the exact
+        # re-check in matches() casefolds both sides.
+        name = " ".join(name.split()).lower() if name and name.strip() else None
+        city = city.strip().lower() if city and city.strip() else None
         return cls(name, email, phone, city, shop)
 
     @property
@@ -90,13 +93,26 @@ def plan_filter(source: str, mapping: CustomerMapping, connector: Connector,
     if flt.city is not None:
         if not mapping.city_fields:
             return NOTHING
-        parts.append(_any([Cond(f, "ieq", flt.city) for f in mapping.city_fields]))
+        if flt.city.isascii():
+            parts.append(_any([Cond(f, "ieq", flt.city) for f in mapping.city_fields]))
+        else:
+            parts.extend(_contains_ascii(mapping.city_fields, flt.city))
     if flt.name is not None:
         if not mapping.name_fields:
             return NOTHING
         for word in flt.name.split():
-            parts.append(_any([Cond(f, "contains", word) for f in mapping.name_fields]))
+            parts.extend(_contains_ascii(mapping.name_fields, word))
     return prune(_all(parts), connector)
+
+
+def _contains_ascii(fields: tuple[str, ...], text: str) -> list[Expr]:
+    """Conditions that ``text`` is in one of ``fields``, on its ASCII fragments only.
+
+    Sources fold case reliably for ASCII only (SQLite's LOWER, PostgreSQL's C collation), so
+    "noémie" is pushed down as "no" and "mie": a superset that the gateway then re-checks.
+    """
+    fragments = [f for f in re.split(r"[^\x00-\x7f]+", text) if len(f.strip()) >= 2]
+    return [_any([Cond(f, "contains", fragment) for f in fields]) for fragment in fragments]
 
 
 def prune(expr: Expr | None, connector: Connector) -> Expr | None:
@@ -149,13 +165,13 @@ def matches(flt: CustomerFilter, record: CustomerRecord) -> bool:
         return False
     if flt.phone is not None and flt.phone not in {p.value for p in record.phones}:
         return False
-    if flt.city is not None and flt.city not in {
-            a.city.casefold() for a in record.addresses if a.city}:
+    if flt.city is not None and flt.city.casefold() not in {
+            a.city.strip().casefold() for a in record.addresses if a.city}:
         return False
     if flt.name is not None:
         names = " ".join(n for n in (record.given_name, record.family_name, record.full_name,
                                      record.legal_name) if n).casefold()
-        if not all(word in names for word in flt.name.split()):
+        if not all(word.casefold() in names for word in flt.name.split()):
             return False
     return True
 

@@ -76,17 +76,18 @@ class Resolver:
         try:
             result = await call()
         except ConnectorError as exc:
-            self._fail(source.name, exc.code, exc.detail)
+            self._fail(source, exc.code, exc.detail)
             return default
         except Exception:  # a bug in a connector: logged, reported without details
             log.exception("source %s: unexpected error", source.name)
-            self._fail(source.name, "SOURCE_ERROR", "the source failed unexpectedly")
+            self._fail(source, "SOURCE_ERROR", "the source failed unexpectedly")
             return default
-        source.answered = True
+        source.answered, source.last_error = True, None
         return result
 
-    def _fail(self, source: str, code: str, message: str) -> None:
-        failure = SourceFailure(source, code, message)
+    def _fail(self, source: Source, code: str, message: str) -> None:
+        source.last_error = code
+        failure = SourceFailure(source.name, code, message)
         if failure not in self.failures:
             self.failures.append(failure)
 

@@ -87,3 +87,11 @@ def test_exact_recheck_on_unified_values(lyon):
     assert not matches(build(phone="+33612345679"), record)  # same tail is not enough
     assert not matches(build(name="jeanne"), record)
     assert not matches(build(shop="paris"), record)
+
+
+def test_non_ascii_words_are_pushed_down_as_ascii_fragments(lyon):
+    where = plan_filter("lyon", lyon.customer, Everything("lyon", {}, {}),
+                        build(name="Noémie", city="Zürich"))
+    names = lambda v: AnyOf((Cond("given_name", "contains", v),  # noqa: E731
+                             Cond("family_name", "contains", v)))
+    assert where == AllOf((Cond("address_0_city", "contains", "rich"), names("no"), names("mie")))

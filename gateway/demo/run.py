@@ -1,0 +1,93 @@
+"""``panorama demo``: build the baker's world, start its CRM in-process, serve the gateway."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+DEMO_TOKEN_ENV = "PANORAMA_DEMO_CRM_TOKEN"
+
+
+def example_queries(showcase: dict[str, Any]) -> list[tuple[str, str]]:
+    """The three queries the demo prints (and the tests run), as (title, query)."""
+    return [
+        ("One customer known in three shops and the CRM, and why the records were linked",
+         f'''{{
+  customerByEmail(email: "{showcase["email"]}") {{
+    id
+    name {{ full source {{ source }} }}
+    sourceRecords {{ source localId matchedBy }}
+    emails {{ address sources {{ source recordId }} }}
+    phones {{ number sources {{ source }} }}
+    loyaltyCards {{ number program shop }}
+  }}
+}}'''),
+        ("The same customer by phone, with money across shops and CRM interactions",
+         f'''{{
+  customerByPhone(phone: "{showcase["phone"]}") {{
+    name {{ full }}
+    transactions(first: 8) {{ kind amount {{ amount currency }} shop date status }}
+    interactions(first: 5) {{ channel date subject summary }}
+  }}
+}}'''),
+        ("Customers who live in Paris, first page",
+         '''{
+  customers(filter: {city: "Paris"}, first: 5) {
+    edges { node { id name { full } sourceRecords { source } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}'''),
+    ]
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
+             customers: int) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.config import load_config
+    from gateway.crm_server import create_crm_app, serve_in_background
+    from gateway.demo.world import build_world
+    from gateway.settings import Settings
+
+    for name, number in (("--port", port), ("--crm-port", crm_port)):
+        if not _port_free(host if name == "--port" else "127.0.0.1", number):
+            print(f"panorama demo: port {number} is already in use; pass another with {name}",
+                  file=sys.stderr)
+            return 1
+    world = build_world(directory, seed=seed, customers=customers,
+                        crm_url=f"http://127.0.0.1:{crm_port}")
+    token = secrets.token_urlsafe(24)  # the in-process CRM's bearer token, new every run
+    crm = serve_in_background(create_crm_app(world.crm_seed, token=token), "127.0.0.1", crm_port)
+    try:
+        config = load_config(world.config_path, {**os.environ, DEMO_TOKEN_ENV: token})
+        settings = Settings.load(overrides={"config": str(world.config_path), "host": host,
+                                            "port": port},
+                                 environ=os.environ, file_section=dict(config.gateway))
+        app = create_app(settings, config)
+        url = f"http://{host}:{port}/graphql"
+        print(f"\nPanorama demo: {len(config.sources)} sources "
+              f"({', '.join(config.sources)}) from {world.config_path}")
+        print(f"CRM (HubSpot-style API) in-process on {crm.url}")
+        print(f"GraphiQL: {url}\n")
+        for title, query in example_queries(world.showcase):
+            print(f"# {title}\n{query}\n")
+        print(f"From a shell:  curl -s {url} -H 'content-type: application/json' "
+              f"-d '{{\"query\": \"{{ sources {{ name shop ready }} }}\"}}'\n")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        crm.stop()
+    return 0
