@@ -60,9 +60,9 @@ async def all_customers(client, page_size=37, **filter_):
             query($first: Int, $after: String, $filter: CustomerFilter) {
               customers(first: $first, after: $after, filter: $filter) {
                 edges { cursor node { id kind name { full } legalName { value }
-                                      addresses { city } %s } }
+                                      addresses { city } RECORDS } }
                 pageInfo { hasNextPage endCursor }
-              } }""" % RECORDS, first=page_size, after=after, filter=filter_ or None)
+              } }""".replace("RECORDS", RECORDS), first=page_size, after=after, filter=filter_ or None)
         assert "errors" not in body, body
         page = body["data"]["customers"]
         nodes += [e["node"] for e in page["edges"]]
@@ -96,9 +96,9 @@ async def test_ids_are_stable_from_run_to_run(config):
 
 async def test_showcase_person_found_by_email_phone_and_card_is_one_customer(world, config):
     show = world.showcase
-    query = "{ a: customerByEmail(email: $e) { id %s emails { address sources { source } } } " \
-            "b: customerByPhone(phone: $p) { id } c: customerByCard(number: $c) { id } }" % RECORDS
-    query = "query($e: String!, $p: String!, $c: String!) " + query
+    query = ("query($e: String!, $p: String!, $c: String!) { "
+             f"a: customerByEmail(email: $e) {{ id {RECORDS} emails {{ address sources {{ source }} }} }} "
+             "b: customerByPhone(phone: $p) { id } c: customerByCard(number: $c) { id } }")
     async with gateway_client(config, environ=ENV) as client:
         body = await graphql(client, query, e=show["email"].upper() + " ", p=show["phone"],
                              c=show["card"].lower().replace("-", " "))
@@ -147,7 +147,7 @@ async def test_transactions_are_exact_newest_first_across_shops(world, config):
 
 async def test_an_id_of_a_linked_record_resolves_to_its_customer(world, config):
     show = world.truth["customers"][0]["records"]
-    query = "query($id: ID!) { customer(id: $id) { id %s } }" % RECORDS
+    query = f"query($id: ID!) {{ customer(id: $id) {{ id {RECORDS} }} }}"
     async with gateway_client(config, environ=ENV) as client:
         canonical = await graphql(client, query, id=encode_id("paris", show["paris"]))
         via_london = await graphql(client, query, id=encode_id("london", show["london"]))
