@@ -21,6 +21,7 @@ def _settings(args: argparse.Namespace, file_section: dict | None = None) -> Set
 def _serve(settings: Settings, app) -> None:
     import uvicorn
 
+    logging.getLogger().setLevel(settings.log_level.upper())
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                 access_log=False)
 
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per CRM call is noise
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -25,6 +25,7 @@ class CustomerValues:
 
     id: str
     kind: gt.CustomerKind
+    display_name: str | None
     name: gt.PersonName | None
     names: list[gt.PersonName]
     legal_name: gt.SourcedText | None
@@ -64,11 +65,17 @@ def customer_values(found: Cluster, shops: Mapping[str, str]) -> CustomerValues:
     complete = [n for n in person_names if n.given and n.family]
     legal = next((r for r in records if r.legal_name), None)
     born = next((r for r in records if r.birth_date), None)
+    kind = gt.CustomerKind(records[0].kind if records[0].kind in ("PERSON", "ORGANIZATION")
+                           else "PERSON")
+    name = (complete or person_names or [None])[0]
+    person = name.full if name else None
+    organization = legal.legal_name if legal else None
     return CustomerValues(
         id=found.id,
-        kind=gt.CustomerKind(records[0].kind if records[0].kind in ("PERSON", "ORGANIZATION")
-                             else "PERSON"),
-        name=(complete or person_names or [None])[0],
+        kind=kind,
+        display_name=(organization or person) if kind is gt.CustomerKind.ORGANIZATION
+        else (person or organization),
+        name=name,
         names=person_names,
         legal_name=gt.SourcedText(value=legal.legal_name, source=provenance(legal)) if legal else None,
         birth_date=gt.SourcedDate(value=born.birth_date, source=provenance(born)) if born else None,

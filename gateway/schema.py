@@ -64,6 +64,9 @@ class Customer:
     id: strawberry.ID = strawberry.field(
         description="Global id; stays the same while the customer's records do.")
     kind: gt.CustomerKind
+    display_name: str | None = strawberry.field(
+        description="How to address the customer: the legal name of an organization, else the "
+                    "person's full name.")
     name: gt.PersonName | None = strawberry.field(description="The preferred name (first source).")
     names: list[gt.PersonName] = strawberry.field(description="Every distinct name, per source.")
     legal_name: gt.SourcedText | None = strawberry.field(description="An organization's name.")

@@ -37,6 +37,13 @@ def _country(text: Any) -> str:
     return value
 
 
+def _log_level(text: Any) -> str:
+    value = str(text).strip().lower()
+    if value not in ("debug", "info", "warning", "error"):
+        raise ValueError("expected debug, info, warning or error")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -61,7 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("graphiql", True, "Serve the GraphiQL IDE on GET /graphql.", _bool),
     Setting("ready_retry_seconds", 2, "Seconds between readiness probes of sources not yet seen.",
             _positive_int),
-    Setting("log_level", "info", "Log level: debug, info, warning or error."),
+    Setting("log_level", "info", "Log level: debug, info, warning or error.", _log_level),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -37,7 +37,7 @@ def example_queries(showcase: dict[str, Any]) -> list[tuple[str, str]]:
         ("Customers who live in Paris, first page",
          '''{
   customers(filter: {city: "Paris"}, first: 5) {
-    edges { node { id name { full } sourceRecords { source } } }
+    edges { node { id displayName kind sourceRecords { source } } }
     pageInfo { hasNextPage endCursor }
   }
 }'''),

@@ -1,0 +1,130 @@
+"""The `panorama` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.cli import main
+from gateway.demo.run import DEMO_TOKEN_ENV
+from gateway.demo.world import build_world
+from tests.servers import running_crm, unused_port
+
+ROOT = Path(__file__).resolve().parent.parent
+PANORAMA = str(Path(sys.executable).parent / "panorama")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_world(tmp_path_factory.mktemp("cli-world"), customers=60, crm_url="http://unset")
+
+
+def test_schema_prints_the_published_schema(capsys):
+    assert main(["schema"]) == 0
+    assert capsys.readouterr().out == (ROOT / "schema.graphql").read_text()
+
+
+def test_check_lists_every_problem_and_fails(tmp_path, capsys):
+    path = tmp_path / "panorama.yaml"
+    path.write_text("sources:\n  shop:\n    kind: postgress\n    conection: {}\n")
+    assert main(["check", "--config", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "sources.shop.kind: unknown connector kind 'postgress'" in out
+    assert "did you mean 'connection'" in out
+    assert "no customer mapping" in out
+    assert "problem(s) found" in out
+
+
+def test_check_connect_validates_live_sources(world, tmp_path, capsys, monkeypatch):
+    with running_crm(world.crm_seed, token="t0k") as (url, _):
+        config = tmp_path / "panorama.yaml"
+        for name in ("paris.db", "london.db", "berlin.db"):
+            (tmp_path / name).write_bytes((world.config_path.parent / name).read_bytes())
+        text = world.config_path.read_text().replace("http://unset", url)
+        config.write_text(text)
+        monkeypatch.setenv(DEMO_TOKEN_ENV, "t0k")
+        assert main(["check", "--config", str(config), "--connect"]) == 0
+        assert "sources.crm: ok" in capsys.readouterr().out
+        config.write_text(text.replace("courriel", "courrielx").replace("lastname", "lastnme"))
+        assert main(["check", "--config", str(config), "--connect"]) == 1
+        out = capsys.readouterr().out
+    assert "courrielx" in out and "clients" in out and "courriel," in out.replace("courrielx", "")
+    assert "lastnme" in out and "sources.crm" in out
+
+
+def test_check_connect_reports_an_unreachable_source(world, tmp_path, capsys, monkeypatch):
+    config = tmp_path / "panorama.yaml"
+    config.write_text(world.config_path.read_text().replace(
+        "http://unset", f"http://127.0.0.1:{unused_port()}"))
+    for name in ("paris.db", "london.db", "berlin.db"):
+        (tmp_path / name).write_bytes((world.config_path.parent / name).read_bytes())
+    monkeypatch.setenv(DEMO_TOKEN_ENV, "t0k")
+    assert main(["check", "--config", str(config), "--connect"]) == 1
+    out = capsys.readouterr().out
+    assert "sources.crm: cannot reach the source (SOURCE_UNAVAILABLE)" in out
+    assert "sources.paris: ok" in out
+
+
+def test_serve_refuses_a_bad_config_with_its_problems(tmp_path, capsys):
+    path = tmp_path / "panorama.yaml"
+    path.write_text("sources:\n  shop:\n    kind: sqlite\n    connection: {path: x.db, password: hunter2}\n")
+    assert main(["serve", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "written inline" in err and "hunter2" not in err
+
+
+def test_bad_setting_in_the_environment_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PANORAMA_PORT", "eighty")
+    assert main(["serve", "--config", str(tmp_path / "x.yaml")]) == 2
+    assert "PANORAMA_PORT" in capsys.readouterr().err
+
+
+def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the gateway did not become ready")
+
+
+def test_demo_command_serves_the_demo_and_its_example_queries(tmp_path):
+    port, crm_port = unused_port(), unused_port()
+    process = subprocess.Popen(
+        [PANORAMA, "demo", "--dir", str(tmp_path / "demo"), "--port", str(port),
+         "--crm-port", str(crm_port), "--customers", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PANORAMA_")})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, process)
+        answer = httpx.post(f"{url}/graphql", json={"query": '{ customerByEmail(email: '
+                            '"camille.martin@example.fr") { sourceRecords { source } } }'}).json()
+        assert {r["source"] for r in answer["data"]["customerByEmail"]["sourceRecords"]} == {
+            "paris", "london", "berlin", "crm"}
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert "customerByEmail" in output and "customers(filter" in output  # the printed examples
+    assert f"http://127.0.0.1:{port}/graphql" in output
+
+
+def test_demo_refuses_a_port_in_use(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["demo", "--dir", str(tmp_path), "--port", str(port)]) == 1
+    assert f"port {port} is already in use" in capsys.readouterr().err
