@@ -1,0 +1,31 @@
+"""Servers on loopback for tests: the CRM app on an ephemeral port, a port nobody listens on."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+
+from gateway.crm_server import create_crm_app, serve_in_background
+
+
+@contextlib.contextmanager
+def running_crm(seed: Mapping[str, Any], token: str | None = "test-token",
+                **opts: Any) -> Iterator[tuple[str, Starlette]]:
+    """Serve a CRM built from ``seed`` (``opts`` go to create_crm_app); yield (base_url, app)."""
+    app = create_crm_app(seed, token=token, **opts)
+    handle = serve_in_background(app)
+    try:
+        yield handle.url, app
+    finally:
+        handle.stop()
+
+
+def unused_port() -> int:
+    """A loopback port that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
