@@ -20,6 +20,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	bash .ci/services
 	$(BIN)/ruff check connectors gateway tests examples
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 schema: $(VENV)/.installed

@@ -40,7 +40,7 @@ class GraphQLView(GraphQL):
         self.sources = sources
         self.settings = settings
 
-    async def get_context(self, request: Any, response: Any) -> Context:
+    async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         context = Context(Resolver(self.sources, self.settings), self.settings, self.sources)
         request.state.panorama = context
         return context

@@ -108,22 +108,22 @@ class CustomerMapping:
             full = " ".join(p for p in (given, family) if p)
         emails = [ContactValue(v, s.type) for s in self.emails if (v := s.value.read(row, defaults))]
         phones = []
-        for spec in self.phones:
-            raw = spec.value.read(row, defaults)
+        for phone in self.phones:
+            raw = phone.value.read(row, defaults)
             if raw:
-                phones.append(ContactValue(to_e164(raw, defaults.country) or raw, spec.type,
-                                           valid=to_e164(raw, defaults.country) is not None))
+                e164 = to_e164(raw, defaults.country)  # None when the text is not a number
+                phones.append(ContactValue(e164 or raw, phone.type, valid=e164 is not None))
         addresses = []
-        for spec in self.addresses:
-            parts = {name: p.read(row, defaults) for name, p in spec.parts.items()}
+        for address in self.addresses:
+            parts = {name: p.read(row, defaults) for name, p in address.parts.items()}
             if any(v for k, v in parts.items() if k != "country"):
-                addresses.append(AddressValue(type=spec.type, **parts))
+                addresses.append(AddressValue(type=address.type, **parts))
         cards = []
-        for spec in self.cards:
-            number = spec.number.read(row, defaults)
+        for card in self.cards:
+            number = card.number.read(row, defaults)
             if number:
-                points = spec.points.read(row, defaults) if spec.points else None
-                cards.append(CardValue(str(number), spec.program, points))
+                points = card.points.read(row, defaults) if card.points else None
+                cards.append(CardValue(str(number), card.program, points))
         return CustomerRecord(
             source=source,
             key=str(row[self.entity.key]),
@@ -151,12 +151,16 @@ class ChildMapping:
     def values(self, row: Mapping[str, Any], defaults: SourceDefaults) -> dict[str, Any]:
         return {name: spec.read(row, defaults) for name, spec in self.fields.items()}
 
+    def parent_key(self, row: Mapping[str, Any]) -> str:
+        assert self.entity.parent is not None, "child mappings always name their customer column"
+        return str(row[self.entity.parent])
+
     def to_transaction(self, source: str, row: Mapping[str, Any],
                        defaults: SourceDefaults) -> TransactionRecord:
         v = self.values(row, defaults)
         return TransactionRecord(
             source=source, table=self.entity.table, key=str(row[self.entity.key]),
-            customer_key=str(row[self.entity.parent]),
+            customer_key=self.parent_key(row),
             kind=v.get("kind") or UNKNOWN, amount=v.get("amount"),
             currency=(v.get("currency") or defaults.currency), date=v.get("date"),
             status=v.get("status") or UNKNOWN, reference=_opt_str(v.get("reference")),
@@ -167,7 +171,7 @@ class ChildMapping:
         v = self.values(row, defaults)
         return InteractionRecord(
             source=source, table=self.entity.table, key=str(row[self.entity.key]),
-            customer_key=str(row[self.entity.parent]),
+            customer_key=self.parent_key(row),
             channel=v.get("channel") or UNKNOWN, date=v.get("date"),
             subject=_opt_str(v.get("subject")), summary=_opt_str(v.get("summary")),
         )

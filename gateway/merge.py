@@ -11,6 +11,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import strawberry
+
 from gateway import graphql_types as gt
 from gateway.identity import Cluster
 from gateway.records import CustomerRecord, InteractionRecord, TransactionRecord
@@ -77,8 +79,10 @@ def customer_values(found: Cluster, shops: Mapping[str, str]) -> CustomerValues:
         else (person or organization),
         name=name,
         names=person_names,
-        legal_name=gt.SourcedText(value=legal.legal_name, source=provenance(legal)) if legal else None,
-        birth_date=gt.SourcedDate(value=born.birth_date, source=provenance(born)) if born else None,
+        legal_name=gt.SourcedText(value=organization, source=provenance(legal))
+        if legal and organization else None,
+        birth_date=gt.SourcedDate(value=born.birth_date, source=provenance(born))
+        if born and born.birth_date else None,
         emails=_distinct(
             ((normalize_email(e.value), r, e) for r in records for e in r.emails),
             lambda e, p, ps: gt.Email(address=normalize_email(e.value) or e.value, type=e.type,
@@ -107,7 +111,7 @@ def transaction(record: TransactionRecord, shops: Mapping[str, str]) -> gt.Trans
     amount = gt.Money(amount=record.amount, currency=record.currency) \
         if record.amount is not None else None
     return gt.Transaction(
-        id=f"{record.source}/{record.table}/{record.key}",
+        id=strawberry.ID(f"{record.source}/{record.table}/{record.key}"),
         kind=_enum(gt.TransactionKind, record.kind),
         amount=amount,
         shop=record.source if record.source in shops else None,
@@ -120,7 +124,7 @@ def transaction(record: TransactionRecord, shops: Mapping[str, str]) -> gt.Trans
 
 def interaction(record: InteractionRecord) -> gt.Interaction:
     return gt.Interaction(
-        id=f"{record.source}/{record.table}/{record.key}",
+        id=strawberry.ID(f"{record.source}/{record.table}/{record.key}"),
         channel=_enum(gt.Channel, record.channel),
         date=record.date, subject=record.subject, summary=record.summary,
         source=provenance(record),

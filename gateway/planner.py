@@ -8,7 +8,7 @@ re-checks every row with :func:`matches` on the unified values.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from connectors.base import Connector
@@ -64,15 +64,15 @@ class CustomerFilter:
         return not any((self.name, self.email, self.phone, self.city, self.shop))
 
 
-def _any(conds: list[Expr]) -> Expr:
+def _any(conds: Sequence[Expr]) -> Expr:
     return conds[0] if len(conds) == 1 else AnyOf(tuple(conds))
 
 
-def _all(parts: list[Expr]) -> Expr | None:
-    parts = [p for p in parts if p is not None]
-    if not parts:
+def _all(parts: Sequence[Expr | None]) -> Expr | None:
+    kept = [p for p in parts if p is not None]
+    if not kept:
         return None
-    return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
+    return kept[0] if len(kept) == 1 else AllOf(tuple(kept))
 
 
 def plan_filter(source: str, mapping: CustomerMapping, connector: Connector,
@@ -126,9 +126,10 @@ def prune(expr: Expr | None, connector: Connector) -> Expr | None:
     parts = [prune(p, connector) for p in expr.parts]
     if isinstance(expr, AllOf):
         return _all(parts)
-    if any(p is None for p in parts) or not connector.supports_or:
+    kept = [p for p in parts if p is not None]
+    if len(kept) < len(parts) or not connector.supports_or:
         return None  # one unconstrained alternative: the OR constrains nothing
-    return AnyOf(tuple(parts)) if len(parts) != 1 else parts[0]
+    return _any(kept) if kept else AnyOf(())
 
 
 def key_lookup(mapping: CustomerMapping, connector: Connector,

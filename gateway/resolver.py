@@ -171,7 +171,7 @@ class Resolver:
             where = plan_filter(source.name, source.config.customer, source.connector, flt)
             if where is NOTHING:
                 continue
-            last = start_key if source.rank == start_rank else None
+            last: Any = start_key if source.rank == start_rank else None
             while len(emitted) <= first:
                 records = await self._customers(source, where, after=last, limit=batch)
                 if not records:
@@ -230,11 +230,13 @@ class Resolver:
         convert = mapping.to_transaction if section == "transactions" else mapping.to_interaction
         fields = tuple(mapping.entity.fields)
         out: list[Any] = []
+
+        def fetch_chunk(chunk: tuple[Any, ...]) -> Callable[[], Awaitable[Any]]:
+            query = Query(mapping.entity.name, fields, Cond("customer_key", "in", chunk))
+            return lambda: source.connector.fetch(query)
+
         chunks = [tuple(keys[i:i + size]) for i in range(0, len(keys), size)]
-        pages = await asyncio.gather(*(
-            self._call(source, lambda c=chunk: source.connector.fetch(
-                Query(mapping.entity.name, fields, Cond("customer_key", "in", c))), None)
-            for chunk in chunks))
+        pages = await asyncio.gather(*(self._call(source, fetch_chunk(c), None) for c in chunks))
         defaults = source.config.defaults
         for page in pages:
             if page is not None:
