@@ -32,6 +32,11 @@ def register(kind: str, connector: type[Connector] | str) -> None:
     _registered[kind] = connector
 
 
+def unregister(kind: str) -> None:
+    """Forget ``kind`` (tests, or a plugin that withdraws a kind)."""
+    _registered.pop(kind, None)
+
+
 def _load_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:

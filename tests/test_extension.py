@@ -64,8 +64,15 @@ def test_builtin_kinds_resolve_to_their_classes():
     assert registry.get("mysql") is registry.get("mariadb")
 
 
-async def test_a_registered_connector_serves_customers_and_links_with_a_builtin(tmp_path):
+@pytest.fixture
+def jsonfile_kind():
     registry.register("jsonfile", JSONFileConnector)
+    yield
+    registry.unregister("jsonfile")
+
+
+async def test_a_registered_connector_serves_customers_and_links_with_a_builtin(tmp_path,
+                                                                                jsonfile_kind):
     (tmp_path / "club.json").write_text(json.dumps({"members": [
         {"no": 1, "first": "Ada", "last": "Lovelace", "mail": "ADA@example.org"},
         {"no": 2, "first": "Alan", "last": "Turing", "mail": "alan@example.org"}]}))
