@@ -128,3 +128,36 @@ def test_demo_refuses_a_port_in_use(tmp_path, capsys):
         port = busy.getsockname()[1]
         assert main(["demo", "--dir", str(tmp_path), "--port", str(port)]) == 1
     assert f"port {port} is already in use" in capsys.readouterr().err
+
+
+def test_crm_server_command_serves_the_hubspot_api_with_a_token(tmp_path):
+    port = unused_port()
+    env = {**os.environ, "CRM_TOKEN": "s3cret-token"}
+    process = subprocess.Popen([PANORAMA, "crm-server", "--port", str(port), "--token-env",
+                                "CRM_TOKEN"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        search = {"filterGroups": [], "properties": ["email"], "limit": 2}
+        refused = httpx.post(f"{url}/crm/v3/objects/contacts/search", json=search)
+        answered = httpx.post(f"{url}/crm/v3/objects/contacts/search", json=search,
+                              headers={"authorization": "Bearer s3cret-token"})
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert refused.status_code == 401 and refused.json()["category"] == "INVALID_AUTHENTICATION"
+    assert answered.status_code == 200 and len(answered.json()["results"]) == 2
+    assert "s3cret-token" not in output
+
+
+def test_crm_server_needs_its_token_variable(capsys, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
+    assert main(["crm-server", "--token-env", "NO_SUCH_TOKEN"]) == 1
+    assert "NO_SUCH_TOKEN is not set" in capsys.readouterr().err

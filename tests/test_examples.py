@@ -294,3 +294,44 @@ async def test_chinook_invoice_totals_are_exact_decimals(samples: Path) -> None:
         assert DECIMAL_TEXT.match(tx["amount"]["amount"]), tx["amount"]
         got.append((str(tx["source"]["recordId"]), Decimal(tx["amount"]["amount"])))
     assert sorted(got) == expected
+
+
+def test_panorama_serve_answers_over_sakila_pagila_and_chinook(samples: Path) -> None:
+    """The issue's promise, as a user runs it: `panorama serve --config examples/samples.yaml`."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    panorama = str(Path(sys.executable).parent / "panorama")
+    process = subprocess.Popen([panorama, "serve", "--config", str(CONFIG), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+            else:
+                time.sleep(0.2)
+        query = """{ sakila: customerByEmail(email: "mary.smith@sakilacustomer.org")
+                       { sourceRecords { source } }
+                     chinook: customers(filter: {shop: "chinook"}, first: 2)
+                       { edges { node { displayName sourceRecords { source } } } } }"""
+        body = httpx.post(f"{url}/graphql", json={"query": query}, timeout=10).json()
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert "errors" not in body, body
+    assert sorted(r["source"] for r in body["data"]["sakila"]["sourceRecords"]) == ["pagila", "sakila"]
+    edges = body["data"]["chinook"]["edges"]
+    assert len(edges) == 2 and all(e["node"]["sourceRecords"] == [{"source": "chinook"}] for e in edges)
