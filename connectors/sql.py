@@ -1,28 +1,20 @@
-"""SQL connector: a Query becomes one sqlglot SELECT, rendered once per query shape.
+"""SQL connector: entity maps read from PostgreSQL, MariaDB or SQLite, one SELECT per query.
 
-Every statement is built from sqlglot expressions and rendered for the source's dialect with
-every identifier quoted; values never enter the SQL text, they become driver parameters in
-the placeholder style of the driver (``$1`` asyncpg, ``%s`` asyncmy, ``?`` aiosqlite). The
-rendered text is cached per *shape* (entity, fields, filter tree with its number of values,
-paging), so a repeated query only rebuilds its parameter list. Drivers, pools and the
-translation of driver errors live in :mod:`connectors.sql_drivers`.
+A query's values are first typed after the columns they meet (declared types are read once from
+the source's catalog), so that a value no row can match is decided without the source. The
+SELECT itself is built and rendered once per query shape by :mod:`connectors.sql_statements`;
+values never enter the SQL text. Drivers, pools and the translation of driver errors live in
+:mod:`connectors.sql_drivers`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import itertools
-from collections.abc import Callable, Coroutine, Hashable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Coroutine, Hashable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import sqlglot
-from cachetools import LRUCache
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ErrorLevel, ParseError
-from sqlglot.generator import Generator
 
 from connectors.base import Connector
 from connectors.errors import (
@@ -33,18 +25,7 @@ from connectors.errors import (
     Unsupported,
     UpstreamError,
 )
-from connectors.query import (
-    PHONE_TAIL_DIGITS,
-    AllOf,
-    AnyOf,
-    Cond,
-    EntityMap,
-    Expr,
-    Join,
-    Page,
-    Query,
-    fields_of,
-)
+from connectors.query import AllOf, Cond, EntityMap, Expr, Page, Query, fields_of
 from connectors.sql_drivers import (
     NO_MATCH,
     Coercer,
@@ -55,92 +36,24 @@ from connectors.sql_drivers import (
     as_is,
     to_text,
 )
+from connectors.sql_statements import (
+    FILTERS,
+    NORMALIZERS,
+    NOTHING,
+    Layout,
+    Operator,
+    Rendered,
+    StatementCache,
+    build_statement,
+    filter_shape,
+    resolve_layout,
+    to_sql,
+)
+
+if TYPE_CHECKING:
+    from connectors.sql_statements import Normalize
 
 T = TypeVar("T")
-if TYPE_CHECKING:
-    Build = Callable[["SQLConnector", exp.Expr, list[exp.Expr]], exp.Expr]
-
-#: A filter that no row satisfies: an empty OR (an empty AND, or no filter, lets every row in).
-NOTHING = AnyOf(())
-#: Escape character of LIKE patterns, declared with ESCAPE so that all three engines agree.
-LIKE_ESCAPE = "!"
-
-
-# --- operators and normalizers, as tables --------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Operator:
-    """How one condition operator (``query.OPS``) becomes SQL."""
-
-    build: Build
-    #: The value is a collection of values (``in``).
-    many: bool = False
-    #: Values take the column's type; False: compared as text (after LOWER, TRIM...).
-    typed: bool = True
-    #: A value that cannot have the column's type is an error, not simply "no match".
-    ordered: bool = False
-    #: The driver parameters for the (coerced) values.
-    params: Callable[[list[Any]], list[Any]] = list
-
-
-def _compare(node: type[exp.Binary]) -> Build:
-    return lambda sql, column, ph: node(this=column, expression=ph[0])
-
-
-def _in(sql: SQLConnector, column: exp.Expr, ph: list[exp.Expr]) -> exp.Expr:
-    # Chunked: some engines cap an IN list, and a caller may hand more than max_in_values.
-    size = sql.max_in_values
-    return exp.or_(*(column.copy().isin(*ph[i:i + size]) for i in range(0, len(ph), size)))
-
-
-def _padded(values: list[Any]) -> list[Any]:
-    """IN values padded (repeating the last) to a power of two or a multiple of 64, whichever
-    is nearer: about twenty shapes up to 1000 values, so few statements to build and cache."""
-    n = len(values)
-    return values + values[-1:] * (min(1 << (n - 1).bit_length(), -(-n // 64) * 64) - n)
-
-
-def _lower_trim(column: exp.Expr) -> exp.Expr:
-    return exp.Lower(this=exp.Trim(this=column))
-
-
-def _like_pattern(values: list[Any]) -> list[Any]:
-    text = str(values[0])
-    for char in (LIKE_ESCAPE, "%", "_"):  # the escape character itself first
-        text = text.replace(char, LIKE_ESCAPE + char)
-    return [f"%{text}%"]
-
-
-def _contains(sql: SQLConnector, column: exp.Expr, ph: list[exp.Expr]) -> exp.Expr:
-    like = exp.Like(this=exp.Lower(this=column), expression=ph[0])
-    return exp.Escape(this=like, expression=exp.Literal.string(LIKE_ESCAPE))
-
-
-FILTERS: Mapping[str, Operator] = {
-    "eq": Operator(_compare(exp.EQ)),
-    "in": Operator(_in, many=True, params=_padded),
-    "ieq": Operator(lambda sql, column, ph: _lower_trim(column).eq(ph[0]), typed=False),
-    "contains": Operator(_contains, typed=False, params=_like_pattern),
-    "gt": Operator(_compare(exp.GT), ordered=True),
-    "gte": Operator(_compare(exp.GTE), ordered=True),
-    "lt": Operator(_compare(exp.LT), ordered=True),
-    "lte": Operator(_compare(exp.LTE), ordered=True),
-}
-
-
-def _replace(column: exp.Expr, *chars: str) -> exp.Expr:
-    for char in chars:
-        column = exp.func("REPLACE", column, exp.Literal.string(char), exp.Literal.string(""))
-    return column
-
-
-NORMALIZERS: Mapping[str, Callable[[SQLConnector, exp.Expr], exp.Expr]] = {
-    "email": lambda sql, column: _lower_trim(column),
-    "phone_tail": lambda sql, column: sql.tail(
-        _replace(column, " ", ".", "-", "(", ")", "+", "/"), PHONE_TAIL_DIGITS),
-    "card": lambda sql, column: exp.Upper(this=_replace(column, " ", "-")),
-}
 
 #: Messages for translated driver errors; they never carry a host, DSN, SQL text or value.
 ERROR_HINTS: Mapping[type[ConnectorError], str] = {
@@ -151,75 +64,6 @@ ERROR_HINTS: Mapping[type[ConnectorError], str] = {
                        "the mapping with the source",
     UpstreamError: "the source answered with an error",
 }
-
-
-# --- rendering -----------------------------------------------------------------------------
-
-
-@functools.cache
-def _generator(dialect: str, placeholder: str) -> type[Generator]:
-    """The dialect's generator, writing placeholders in the driver's style, in text order."""
-    base = Dialect.get_or_raise(dialect).generator_class
-
-    class ParameterGenerator(base):  # type: ignore[valid-type,misc]
-        def __init__(self, **options: Any) -> None:
-            super().__init__(**options)
-            self.slots: list[int] = []
-
-        def placeholder_sql(self, expression: exp.Placeholder) -> str:
-            self.slots.append(int(expression.name))
-            return placeholder.format(n=len(self.slots))
-
-    return ParameterGenerator
-
-
-def to_sql(statement: exp.Expr, dialect: str,
-           placeholder: str) -> tuple[str, tuple[int, ...]]:
-    """SQL text with every identifier quoted, and which value each placeholder takes."""
-    generator: Any = _generator(dialect, placeholder)(
-        dialect=dialect, identify=True, unsupported_level=ErrorLevel.RAISE)
-    return generator.generate(statement), tuple(generator.slots)
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """The SQL of one query shape: text, the value behind each placeholder, result names."""
-
-    sql: str
-    slots: tuple[int, ...]
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """An entity map resolved for SQL: FROM and LEFT JOINs, and the column of each field."""
-
-    tables: dict[str, str]  # alias -> table as mapped; the base table first
-    columns: dict[str, tuple[str, str]]  # logical field -> (alias, column)
-    join_columns: tuple[tuple[str, str], ...]  # (alias, column) the join conditions compare
-    source: exp.Select  # FROM ... LEFT JOIN ..., without a select list
-
-    def column(self, field: str) -> exp.Column:
-        alias, column = self.columns[field]
-        return exp.column(column, table=alias, quoted=True)
-
-
-def _table(name: str, alias: str) -> exp.Table:
-    """``schema.table`` or ``table``, aliased; every part quoted as written."""
-    schema, _, table = name.rpartition(".")
-    return exp.table_(table, db=schema or None, quoted=True, alias=alias)
-
-
-def _conjuncts(node: exp.Expr) -> Iterator[exp.Expr]:
-    node = node.unnest()
-    if isinstance(node, exp.And):
-        yield from _conjuncts(node.this)
-        yield from _conjuncts(node.expression)
-    else:
-        yield node
-
-
-_JOIN_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 
 
 def _listing(names: list[str], most: int = 40) -> str:
@@ -238,8 +82,7 @@ class SQLConnector(Connector):
     #: Operator -> how it becomes SQL (see :class:`Operator`).
     filters: ClassVar[Mapping[str, Operator]] = FILTERS
     #: Normalizer -> the SQL expression applied to the column.
-    column_normalizers: ClassVar[Mapping[str, Callable[[SQLConnector, exp.Expr],
-                                                       exp.Expr]]] = NORMALIZERS
+    column_normalizers: ClassVar[Mapping[str, Normalize]] = NORMALIZERS
     filter_ops = frozenset(FILTERS)
     normalizers = frozenset(NORMALIZERS)
     #: Rendered statements kept per connector, by query shape.
@@ -256,7 +99,7 @@ class SQLConnector(Connector):
             raise SourceConfigError(name, f"connection: {', '.join(wrong)} "
                                           f"(keys for kind '{self.kind}': {known})")
         self.driver = self.driver_class(self.connection, self.pool_size)
-        self.statements: LRUCache[Hashable, Rendered] = LRUCache(self.statement_cache_size)
+        self.statements = StatementCache(self.statement_cache_size)
         self._layouts: dict[str, Layout] = {}
         self._coercers: dict[str, dict[str, Coercer]] = {}
 
@@ -315,15 +158,13 @@ class SQLConnector(Connector):
         if where == NOTHING:
             return None
         values: list[Any] = []
-        shape = self._collect(where, values) if where is not None else None
+        shape = filter_shape(where, self.filters, values) if where is not None else None
         if query.after is not None:
             values.append(self._typed_after(entity, query.after))
         if query.limit is not None:
             values.append(self._checked_limit(query.limit))
         key = (entity.name, names, shape, query.after is not None, query.limit is not None)
-        rendered = self.statements.get(key)
-        if rendered is None:
-            rendered = self.statements[key] = self._build(entity, layout, *key[1:])
+        rendered = self.statements.get_or_build(key, lambda: self._build(entity, layout, *key[1:]))
         return rendered, [values[i] for i in rendered.slots]
 
     def _names(self, entity: EntityMap, query: Query) -> tuple[str, ...]:
@@ -379,15 +220,6 @@ class SQLConnector(Connector):
                                          f"(supported: {', '.join(self.column_normalizers)})")
         return op
 
-    def _collect(self, expr: Expr, values: list[Any]) -> Hashable:
-        """Append the parameters of ``expr`` to ``values``; return its shape."""
-        if isinstance(expr, Cond):
-            op = self.filters[expr.op]
-            params = op.params(list(expr.value) if op.many else [expr.value])
-            values.extend(params)
-            return ("cond", expr.field, expr.op, expr.normalize, len(params))
-        return (type(expr).__name__, tuple(self._collect(part, values) for part in expr.parts))
-
     def _typed_after(self, entity: EntityMap, after: Any) -> Any:
         coerce = self._coercers.get(entity.name, {}).get(entity.key, as_is)
         value = _no_none(coerce)(after)
@@ -407,97 +239,15 @@ class SQLConnector(Connector):
 
     def _build(self, entity: EntityMap, layout: Layout, names: tuple[str, ...],
                shape: Hashable | None, has_after: bool, has_limit: bool) -> Rendered:
-        slots = itertools.count()
-
-        def placeholders(count: int) -> list[exp.Expr]:
-            return [exp.Placeholder(this=str(next(slots))) for _ in range(count)]
-
-        select = layout.source.copy().select(
-            *(exp.alias_(layout.column(n), n, quoted=True) for n in names), copy=False)
-        conditions = [self._predicate(shape, layout, placeholders)] if shape is not None else []
-        key = layout.column(entity.key)
-        if has_after:
-            conditions.append(exp.GT(this=key.copy(), expression=placeholders(1)[0]))
-        if conditions:
-            select = select.where(exp.and_(*conditions), copy=False)
-        if has_after or has_limit:
-            # The dialect's own NULL ordering: sqlglot would otherwise emulate one in MySQL
-            # with a CASE that defeats the key's index.
-            natural = Dialect.get_or_raise(self.dialect).NULL_ORDERING == "nulls_are_small"
-            select = select.order_by(exp.Ordered(this=key, desc=False, nulls_first=natural),
-                                     copy=False)
-        if has_limit:
-            select = select.limit(placeholders(1)[0], copy=False)
-        sql, order = to_sql(select, self.dialect, self.driver_class.placeholder)
-        return Rendered(sql, order, names)
-
-    def _predicate(self, shape: Any, layout: Layout,
-                   placeholders: Callable[[int], list[exp.Expr]]) -> exp.Expr:
-        if shape[0] == "cond":
-            _, field, op, normalize, count = shape
-            column: exp.Expr = layout.column(field)
-            if normalize is not None:
-                column = self.column_normalizers[normalize](self, column)
-            return self.filters[op].build(self, column, placeholders(count))
-        combine = {"AllOf": exp.and_, "AnyOf": exp.or_}[shape[0]]
-        return combine(*(self._predicate(part, layout, placeholders) for part in shape[1]))
+        """The statement of one shape; the cache asks for it once."""
+        return build_statement(self, layout, entity.key, names, shape, has_after, has_limit)
 
     def _layout(self, entity: EntityMap) -> Layout:
-        """The entity's FROM clause and columns, checked once; a bad mapping names the fix."""
+        """The entity's FROM clause and columns, checked once per entity."""
         layout = self._layouts.get(entity.name)
-        if layout is not None:
-            return layout
-        base = entity.table.rpartition(".")[2]
-        tables = {base: entity.table}
-        for join in entity.joins:
-            if join.alias in tables:
-                raise self._config(entity, f"alias '{join.alias}' is used twice")
-            tables[join.alias] = join.table
-        columns: dict[str, tuple[str, str]] = {}
-        for field, ref in entity.fields.items():
-            alias, _, column = ref.rpartition(".")
-            if (alias or base) not in tables:
-                raise self._config(entity, f"field '{field}' reads '{ref}', but '{alias}' is not "
-                                           f"a table alias (aliases: {', '.join(tables)})")
-            columns[field] = (alias or base, column)
-        for role, name in (("key", entity.key), ("parent", entity.parent)):
-            if name is not None and name not in columns:
-                raise self._config(entity, f"{role} '{name}' is not a mapped field "
-                                           f"(mapped: {', '.join(columns)})")
-        source = exp.select().from_(_table(entity.table, base))
-        join_columns: list[tuple[str, str]] = []
-        for join in entity.joins:
-            on = self._join_condition(entity, join, tables, join_columns)
-            source = source.join(_table(join.table, join.alias), on=on, join_type="left",
-                                 copy=False)
-        layout = Layout(tables, columns, tuple(join_columns), source)
-        self._layouts[entity.name] = layout
+        if layout is None:
+            layout = self._layouts[entity.name] = resolve_layout(self.name, entity, self.dialect)
         return layout
-
-    def _join_condition(self, entity: EntityMap, join: Join, aliases: Mapping[str, str],
-                        seen: list[tuple[str, str]]) -> exp.Expr:
-        """``on`` as AND-ed comparisons between alias.column pairs; anything else is refused."""
-        problem = SourceConfigError(self.name, (
-            f"entity '{entity.name}': join '{join.alias}' ({join.table}) needs AND-ed "
-            f"comparisons between alias.column pairs, e.g. '{join.alias}.id = "
-            f"{entity.table.rpartition('.')[2]}.{join.alias}_id' (aliases: {', '.join(aliases)})"))
-        try:
-            tree = sqlglot.parse_one(join.on, dialect=self.dialect)
-        except ParseError:
-            raise problem from None
-        parts = []
-        for part in _conjuncts(tree):
-            sides = [side.unnest() for side in (part.this, part.expression)] if isinstance(
-                part, _JOIN_COMPARISONS) else []
-            if not sides or not all(isinstance(s, exp.Column) and s.table in aliases
-                                    and not s.args.get("db") for s in sides):
-                raise problem
-            seen += [(s.table, s.name) for s in sides]
-            parts.append(type(part)(this=sides[0].copy(), expression=sides[1].copy()))
-        return exp.and_(*parts)
-
-    def _config(self, entity: EntityMap, message: str) -> SourceConfigError:
-        return SourceConfigError(self.name, f"entity '{entity.name}': {message}")
 
     # -- the live source's catalog --
 
