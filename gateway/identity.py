@@ -28,23 +28,32 @@ def match_keys(record: CustomerRecord) -> frozenset[str]:
     return frozenset(keys)
 
 
-def encode_id(source: str, key: str) -> str:
-    """Global id of the cluster whose first record is ``(source, key)``."""
-    raw = f"{source}:{key}".encode()
-    return ID_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_ref(prefix: str, source: str, key: str) -> str:
+    """An opaque token for a record: ``prefix`` + base64url of ``source:key``."""
+    return prefix + base64.urlsafe_b64encode(f"{source}:{key}".encode()).decode().rstrip("=")
 
 
-def decode_id(global_id: str) -> tuple[str, str] | None:
-    """The ``(source, key)`` a global id was made from, or None if it is not one of ours."""
-    if not global_id.startswith(ID_PREFIX):
+def decode_ref(prefix: str, token: str) -> tuple[str, str] | None:
+    """The ``(source, key)`` of a token made by :func:`encode_ref`, or None if it is not one."""
+    if not token.startswith(prefix):
         return None
-    body = global_id[len(ID_PREFIX):]
+    body = token[len(prefix):]
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
     source, sep, key = raw.partition(":")
     return (source, key) if sep and source and key else None
+
+
+def encode_id(source: str, key: str) -> str:
+    """Global id of the cluster whose first record is ``(source, key)``."""
+    return encode_ref(ID_PREFIX, source, key)
+
+
+def decode_id(global_id: str) -> tuple[str, str] | None:
+    """The ``(source, key)`` a global id was made from, or None if it is not one of ours."""
+    return decode_ref(ID_PREFIX, global_id)
 
 
 def sort_key(rank: dict[str, int], record: CustomerRecord) -> tuple:

@@ -8,8 +8,6 @@ source that fails is recorded in ``failures`` and the others still answer: parti
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -17,7 +15,15 @@ from typing import Any
 
 from connectors.errors import ConnectorError
 from connectors.query import Cond, Expr, Query
-from gateway.identity import Cluster, cluster, decode_id, match_keys, sort_key
+from gateway.identity import (
+    Cluster,
+    cluster,
+    decode_id,
+    decode_ref,
+    encode_ref,
+    match_keys,
+    sort_key,
+)
 from gateway.mapping import ChildMapping
 from gateway.planner import NOTHING, CustomerFilter, key_lookup, matches, plan_filter
 from gateway.records import CustomerRecord
@@ -45,19 +51,12 @@ class PageResult:
 
 
 def encode_cursor(source: str, key: str) -> str:
-    return CURSOR_PREFIX + base64.urlsafe_b64encode(f"{source}:{key}".encode()).decode().rstrip("=")
+    """The position of a customer in ``customers``: its representative record."""
+    return encode_ref(CURSOR_PREFIX, source, key)
 
 
 def decode_cursor(cursor: str) -> tuple[str, str] | None:
-    if not cursor.startswith(CURSOR_PREFIX):
-        return None
-    body = cursor[len(CURSOR_PREFIX):]
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    source, sep, key = raw.partition(":")
-    return (source, key) if sep and source else None
+    return decode_ref(CURSOR_PREFIX, cursor)
 
 
 class Resolver:

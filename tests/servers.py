@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 
 from gateway.crm_server import create_crm_app, serve_in_background
@@ -29,3 +32,19 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    """Poll ``url`` until it answers 200, failing early (with its output) if ``process`` exits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"the process exited with {process.returncode}:\n{output}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer 200 within {seconds} s")

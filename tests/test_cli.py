@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from gateway.cli import main
 from gateway.demo.run import DEMO_TOKEN_ENV
 from gateway.demo.world import build_world
-from tests.servers import running_crm, unused_port
+from tests.servers import running_crm, unused_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PANORAMA = str(Path(sys.executable).parent / "panorama")
@@ -85,19 +84,6 @@ def test_bad_setting_in_the_environment_is_named(tmp_path, capsys, monkeypatch):
     assert "PANORAMA_PORT" in capsys.readouterr().err
 
 
-def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the gateway did not become ready")
-
-
 def test_demo_command_serves_the_demo_and_its_example_queries(tmp_path):
     port, crm_port = unused_port(), unused_port()
     process = subprocess.Popen(
@@ -107,7 +93,7 @@ def test_demo_command_serves_the_demo_and_its_example_queries(tmp_path):
         env={k: v for k, v in os.environ.items() if not k.startswith("PANORAMA_")})
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, process)
+        wait_for(f"{url}/readyz", process)
         answer = httpx.post(f"{url}/graphql", json={"query": '{ customerByEmail(email: '
                             '"camille.martin@example.fr") { sourceRecords { source } } }'}).json()
         assert {r["source"] for r in answer["data"]["customerByEmail"]["sourceRecords"]} == {
@@ -138,13 +124,7 @@ def test_crm_server_command_serves_the_hubspot_api_with_a_token(tmp_path):
                                text=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_for(f"{url}/healthz", process)
         search = {"filterGroups": [], "properties": ["email"], "limit": 2}
         refused = httpx.post(f"{url}/crm/v3/objects/contacts/search", json=search)
         answered = httpx.post(f"{url}/crm/v3/objects/contacts/search", json=search,

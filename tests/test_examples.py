@@ -301,9 +301,10 @@ def test_panorama_serve_answers_over_sakila_pagila_and_chinook(samples: Path) ->
     import socket
     import subprocess
     import sys
-    import time
 
     import httpx
+
+    from tests.servers import wait_for
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -313,16 +314,7 @@ def test_panorama_serve_answers_over_sakila_pagila_and_chinook(samples: Path) ->
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            else:
-                time.sleep(0.2)
+        wait_for(f"{url}/readyz", process)
         query = """{ sakila: customerByEmail(email: "mary.smith@sakilacustomer.org")
                        { sourceRecords { source } }
                      chinook: customers(filter: {shop: "chinook"}, first: 2)
