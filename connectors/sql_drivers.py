@@ -1,7 +1,7 @@
 """Drivers behind the SQL connector: bounded pools, catalog queries, parameter types, errors.
 
-A driver runs SQL that ``connectors.sql`` rendered, with its parameters, on one engine. What
-differs between engines is declared as class attributes, in tables: the placeholder style,
+A driver runs SQL that ``connectors.sql_statements`` built, with its parameters, on one
+engine. What differs between engines is declared as class attributes, in tables: the placeholder style,
 the connection keys, how parameters are coerced to a column's declared type (asyncpg refuses
 ``'3'`` for an integer column; MariaDB would read ``'1) OR (1=1'`` as 1), and how the
 library's exceptions map onto the connector error tree. The connector translates errors once,

@@ -171,8 +171,9 @@ class Resolver:
             if where is NOTHING:
                 continue
             last: Any = start_key if source.rank == start_rank else None
+            size = min(batch, source.connector.max_page_size)
             while len(emitted) <= first:
-                records = await self._customers(source, where, after=last, limit=batch)
+                records = await self._customers(source, where, after=last, limit=size)
                 if not records:
                     break
                 clusters = {r.ref: c for c in await self.expand(records) for r in c.records}
@@ -182,7 +183,7 @@ class Resolver:
                         if len(emitted) > first:
                             break
                 last = records[-1].native_key
-                if len(records) < batch:
+                if len(records) < size:
                     break
             if len(emitted) > first:
                 break
