@@ -134,7 +134,11 @@ def prune(expr: Expr | None, connector: Connector) -> Expr | None:
 
 def key_lookup(mapping: CustomerMapping, connector: Connector,
                keys: Iterable[str]) -> list[Expr]:
-    """Filters that find a source's records carrying any of the match keys (chunked)."""
+    """Filters that find a source's records carrying any of the match keys.
+
+    One filter (an OR of every key kind) per call when the source evaluates OR, so that one
+    round of identity costs one query per source; ``in`` lists are cut to the source's limit.
+    """
     by_kind: dict[str, list[str]] = {"email": [], "phone": [], "card": []}
     for key in keys:
         kind, _, value = key.partition(":")
@@ -143,7 +147,7 @@ def key_lookup(mapping: CustomerMapping, connector: Connector,
               "phone": (mapping.phone_fields, "phone_tail", phone_tail),
               "card": (mapping.card_fields, "card", lambda v: v)}
     size = max(1, connector.max_in_values)
-    exprs: list[Expr] = []
+    conds: list[Expr] = []
     for kind, values in by_kind.items():
         logical, normalizer, blocking = fields[kind]
         if not values or not logical or normalizer not in connector.normalizers:
@@ -151,11 +155,10 @@ def key_lookup(mapping: CustomerMapping, connector: Connector,
         wanted = sorted({blocking(v) for v in values})
         for start in range(0, len(wanted), size):
             chunk = tuple(wanted[start:start + size])
-            conds = [Cond(f, "in", chunk, normalizer) for f in logical]
-            exprs.append(_any(conds) if connector.supports_or or len(conds) == 1 else conds[0])
-            if not connector.supports_or:
-                exprs.extend(conds[1:])
-    return exprs
+            conds.extend(Cond(f, "in", chunk, normalizer) for f in logical)
+    if not conds:
+        return []
+    return [_any(conds)] if connector.supports_or else conds
 
 
 def matches(flt: CustomerFilter, record: CustomerRecord) -> bool:

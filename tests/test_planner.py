@@ -73,9 +73,17 @@ def test_plan_skips_sources_that_cannot_match(lyon):
 def test_key_lookup_chunks_by_the_connectors_limit(lyon):
     exprs = key_lookup(lyon.customer, Plain("lyon", {}, {}),
                        {"email:a@x", "email:b@x", "email:c@x", "phone:+33612345678"})
-    # phone_tail is not supported by Plain: only e-mails, in chunks of two
+    # phone_tail is not supported by Plain: only e-mails, in chunks of two, one query each (no OR)
     assert exprs == [Cond("email_0", "in", ("a@x", "b@x"), "email"),
                      Cond("email_0", "in", ("c@x",), "email")]
+
+
+def test_key_lookup_is_one_query_per_source_when_it_can_or(lyon):
+    exprs = key_lookup(lyon.customer, Everything("lyon", {}, {}),
+                       {"email:a@x", "phone:+33612345678", "card:AB12"})
+    assert exprs == [AnyOf((Cond("email_0", "in", ("a@x",), "email"),
+                            Cond("phone_0", "in", ("612345678",), "phone_tail"),
+                            Cond("card_0", "in", ("AB12",), "card")))]
 
 
 def test_exact_recheck_on_unified_values(lyon):
