@@ -35,7 +35,8 @@ CUSTOMER_KINDS = ("PERSON", "ORGANIZATION")
 TRANSACTION_KINDS = ("PAYMENT", "INVOICE", "REFUND", "CREDIT")
 TRANSACTION_STATUSES = ("COMPLETED", "PENDING", "FAILED", "CANCELLED", "UNKNOWN")
 CHANNELS = ("NOTE", "CALL", "EMAIL", "MEETING")
-CUSTOMER_SCALARS = ("kind", "given_name", "family_name", "full_name", "legal_name", "birth_date")
+CUSTOMER_SCALARS = ("kind", "given_name", "family_name", "full_name", "legal_name", "birth_date",
+                    "vat_number", "updated_at")
 CUSTOMER_LISTS = ("emails", "phones", "addresses", "loyalty_cards")
 ADDRESS_PARTS = ("line1", "line2", "postcode", "city", "region", "country")
 TRANSACTION_FIELDS = ("kind", "amount", "currency", "date", "status", "reference")
@@ -46,7 +47,8 @@ CHILD_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "interactions": {"channel": CHANNELS},
 }
 # Transforms applied when a mapping does not name one.
-DEFAULT_TRANSFORMS = {"birth_date": "date", "amount": "decimal", "date": "datetime",
+DEFAULT_TRANSFORMS = {"birth_date": "date", "updated_at": "datetime", "vat_number": "vat",
+                      "amount": "decimal", "date": "datetime",
                       "points": "int", "emails": "email", "phones": "phone", "currency": "upper"}
 
 SOURCE_KEYS = ("kind", "shop", "connection", "timeout", "pool_size", "defaults", "customer",

@@ -72,7 +72,7 @@ class CustomerMapping:
     """The customer entity of one source."""
 
     entity: EntityMap
-    scalars: Mapping[str, FieldSpec]  # kind, given_name, family_name, full_name, legal_name, birth_date
+    scalars: Mapping[str, FieldSpec]  # config.CUSTOMER_SCALARS that the source maps
     emails: tuple[ContactSpec, ...] = ()
     phones: tuple[ContactSpec, ...] = ()
     addresses: tuple[AddressSpec, ...] = ()
@@ -133,6 +133,8 @@ class CustomerMapping:
             full_name=full,
             legal_name=scalar.get("legal_name"),
             birth_date=scalar.get("birth_date"),
+            vat_number=scalar.get("vat_number"),
+            updated_at=scalar.get("updated_at"),
             emails=tuple(emails),
             phones=tuple(phones),
             addresses=tuple(addresses),

@@ -54,6 +54,8 @@ class CustomerRecord:
     phones: tuple[ContactValue, ...]
     addresses: tuple[AddressValue, ...]
     cards: tuple[CardValue, ...]
+    vat_number: str | None = None
+    updated_at: datetime | None = None
     # The key as the source typed it (int, str...), to hand back to that source.
     native_key: object = field(default=None, compare=False)
 

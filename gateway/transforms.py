@@ -53,6 +53,12 @@ def normalize_card(value: Any, _: SourceDefaults | None = None) -> str | None:
     return re.sub(r"[\s\-]", "", text).upper() if text else None
 
 
+def normalize_vat(value: Any, _: SourceDefaults | None = None) -> str | None:
+    """VAT or registration number without spaces, dots or dashes, upper-cased."""
+    text = _text(value)
+    return re.sub(r"[\s.\-/]", "", text).upper() or None if text else None
+
+
 def to_e164(value: Any, country: str) -> str | None:
     """E.164 form of a phone number, or None when it is not a valid number."""
     text = _text(value)
@@ -150,6 +156,7 @@ TRANSFORMS: dict[str, Transform] = {
     "email": normalize_email,
     "phone": _phone,
     "card": normalize_card,
+    "vat": normalize_vat,
     "decimal": _decimal,
     "cents": _cents,
     "date": _date,
