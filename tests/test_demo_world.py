@@ -194,7 +194,9 @@ def test_every_mapped_table_and_column_exists(world: World, directory: Path) -> 
         else:
             for entity in entities:
                 objects = world.crm_seed[entity["table"]]
-                properties = {"hs_object_id"} | {k for o in objects for k in o["properties"]}
+                # every object has HubSpot's standard id and timestamps, seeded or not
+                standard = {"hs_object_id", "createdate", "lastmodifieddate"}
+                properties = standard | {k for o in objects for k in o["properties"]}
                 for ref in _references(entity):
                     if ref == "associations.contacts":
                         assert all(o["contacts"] for o in objects)
