@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from gateway.records import CustomerRecord
@@ -63,12 +63,16 @@ def sort_key(rank: dict[str, int], record: CustomerRecord) -> tuple:
             int(key) if key.isdigit() else 0, key)
 
 
+Ref = tuple[str, str]
+
+
 @dataclass(frozen=True)
 class Cluster:
     """The records of one customer, in source order, with the keys that link them."""
 
     records: tuple[CustomerRecord, ...]
-    evidence: dict[tuple[str, str], tuple[str, ...]]  # record ref -> kinds of keys it shares
+    evidence: dict[Ref, tuple[str, ...]]  # record ref -> kinds of keys it shares with others
+    global_id: str | None = None  # the index's id; None for a customer not indexed yet
 
     @property
     def first(self) -> CustomerRecord:
@@ -76,39 +80,58 @@ class Cluster:
 
     @property
     def id(self) -> str:
-        return encode_id(self.first.source, self.first.key)
+        return self.global_id or encode_id(self.first.source, self.first.key)
 
 
-def cluster(records: Iterable[CustomerRecord], rank: dict[str, int]) -> list[Cluster]:
-    """Group records that share a match key, transitively (union-find)."""
-    unique = {r.ref: r for r in records}
+def cluster(records: Iterable[CustomerRecord], rank: dict[str, int], *,
+            keys: Callable[[CustomerRecord], frozenset[str]] = match_keys,
+            indexed: Mapping[Ref, str] | None = None) -> list[Cluster]:
+    """Group records that share a match key, transitively (union-find).
+
+    Records the index has placed (``indexed``: ref -> global id) stay in their customer: a
+    shared key attaches records not indexed yet, but never joins two indexed customers, since
+    the index (with its conflicts and stewards' decisions) has already ruled on them.
+    """
+    indexed = indexed or {}
+    unique = {r.ref: r for r in sorted(records, key=lambda r: sort_key(rank, r))}
     parent = {ref: ref for ref in unique}
+    owner_id = {ref: indexed.get(ref) for ref in unique}
 
-    def find(ref):
+    def find(ref: Ref) -> Ref:
         while parent[ref] != ref:
             parent[ref] = parent[parent[ref]]
             ref = parent[ref]
         return ref
 
-    owners: dict[str, list[tuple[str, str]]] = {}
-    keys_of = {ref: match_keys(rec) for ref, rec in unique.items()}
-    for ref, keys in keys_of.items():
-        for key in keys:
+    def union(a: Ref, b: Ref) -> None:
+        ra, rb = find(a), find(b)
+        if ra == rb or (owner_id[ra] and owner_id[rb] and owner_id[ra] != owner_id[rb]):
+            return
+        parent[rb] = ra
+        owner_id[ra] = owner_id[ra] or owner_id[rb]
+
+    by_id: dict[str, Ref] = {}
+    for ref in unique:
+        if ref in indexed:
+            union(by_id.setdefault(indexed[ref], ref), ref)
+    owners: dict[str, list[Ref]] = {}
+    keys_of = {ref: keys(rec) for ref, rec in unique.items()}
+    for ref, record_keys in keys_of.items():
+        for key in sorted(record_keys):
             owners.setdefault(key, []).append(ref)
-    for refs in owners.values():
-        root = find(refs[0])
+    for key in sorted(owners):
+        refs = owners[key]
         for other in refs[1:]:
-            parent[find(other)] = root
-    groups: dict[tuple[str, str], list[CustomerRecord]] = {}
+            union(refs[0], other)
+    groups: dict[Ref, list[CustomerRecord]] = {}
     for ref, rec in unique.items():
         groups.setdefault(find(ref), []).append(rec)
     clusters = []
-    for members in groups.values():
-        members.sort(key=lambda r: sort_key(rank, r))
+    for root, members in groups.items():
         evidence = {}
         for rec in members:
             shared = {k for k in keys_of[rec.ref] if len(owners[k]) > 1}
             evidence[rec.ref] = tuple(sorted({k.split(":", 1)[0] for k in shared}))
-        clusters.append(Cluster(tuple(members), evidence))
+        clusters.append(Cluster(tuple(members), evidence, owner_id[root]))
     clusters.sort(key=lambda c: sort_key(rank, c.first))
     return clusters

@@ -58,3 +58,16 @@ def test_ids_round_trip_and_foreign_ids_are_rejected():
     assert gid.startswith("cus_") and decode_id(gid) == ("london", "LDN-000123")
     for bad in ("", "cus_", "cus_!!!", "42", "cus_' OR 1=1 --", encode_id("x", "y")[:-3]):
         assert decode_id(bad) is None or decode_id(bad)[0] != "london"
+
+
+def test_indexed_customers_keep_their_records_and_only_unindexed_ones_attach():
+    a = rec("paris", 1, emails=["x@x"])
+    b = rec("london", 2, emails=["x@x"])          # indexed apart from a (a steward said so)
+    c = rec("crm", 3, emails=["x@x"], phones=["+33612345678"])   # new, not indexed yet
+    d = rec("crm", 4, phones=["+33612345678"])    # new, linked to c only
+    indexed = {a.ref: "cus_A", b.ref: "cus_B"}
+    clusters = cluster([d, c, b, a], RANK, indexed=indexed)
+    by_id = {cl.id: [r.ref for r in cl.records] for cl in clusters}
+    # the shared e-mail does not undo the index; c (and d through c) attach to the first one
+    assert by_id == {"cus_A": [("paris", "1"), ("crm", "3"), ("crm", "4")],
+                     "cus_B": [("london", "2")]}
