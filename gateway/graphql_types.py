@@ -120,6 +120,23 @@ class SourceRecord:
                     "(email, phone, card); empty for a customer known by one record.")
 
 
+@strawberry.type(description="Why a record belongs to its customer: the rule that linked it and "
+                             "which attributes agreed, never their values.")
+class MatchEvidence:
+    record: Provenance
+    rule: str = strawberry.field(
+        description="email, phone, card or vat (a shared identifier), fuzzy (names and other "
+                    "attributes scored), or steward (a person decided).")
+    score: float = strawberry.field(description="1.0 for identifiers and stewards; the fuzzy "
+                                                "score otherwise.")
+    agreed: list[str] = strawberry.field(description="Attributes that agreed, e.g. name, "
+                                                     "birth_date, postcode.")
+    linked_to: Provenance | None = strawberry.field(
+        description="The record it was linked to, when the index knows it.")
+    indexed: bool = strawberry.field(
+        description="False for a record linked at query time, before `panorama index` saw it.")
+
+
 @strawberry.type(description="An exact amount of money (a decimal, never a float) and its currency.")
 class Money:
     amount: Decimal

@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.records import CustomerRecord
 from gateway.transforms import normalize_card, normalize_email
@@ -73,6 +74,8 @@ class Cluster:
     records: tuple[CustomerRecord, ...]
     evidence: dict[Ref, tuple[str, ...]]  # record ref -> kinds of keys it shares with others
     global_id: str | None = None  # the index's id; None for a customer not indexed yet
+    links: Mapping[Ref, Any] = field(default_factory=dict)  # ref -> the index's evidence
+    redirected_from: str | None = None  # the id asked for, when the customer now has another
 
     @property
     def first(self) -> CustomerRecord:

@@ -37,6 +37,8 @@ class CustomerValues:
     addresses: list[gt.Address]
     loyalty_cards: list[gt.LoyaltyCard]
     source_records: list[gt.SourceRecord]
+    match_evidence: list[gt.MatchEvidence]
+    redirected_from: str | None
 
 
 def provenance(record: CustomerRecord | TransactionRecord | InteractionRecord) -> gt.Provenance:
@@ -104,7 +106,26 @@ def customer_values(found: Cluster, shops: Mapping[str, str]) -> CustomerValues:
         source_records=[gt.SourceRecord(source=r.source, shop=shops.get(r.source), local_id=r.key,
                                         matched_by=list(found.evidence.get(r.ref, ())))
                         for r in records],
+        match_evidence=match_evidence(found),
+        redirected_from=found.redirected_from,
     )
+
+
+def match_evidence(found: Cluster) -> list[gt.MatchEvidence]:
+    """One entry per record that was linked to another (the customer's first record has none)."""
+    out = []
+    for record in found.records:
+        link = found.links.get(record.ref)
+        if link is not None:
+            other = link.linked_to
+            out.append(gt.MatchEvidence(
+                record=provenance(record), rule=link.rule, score=link.score,
+                agreed=list(link.agreed), indexed=True,
+                linked_to=gt.Provenance(source=other[0], record_id=other[1]) if other else None))
+        elif record is not found.first and (kinds := found.evidence.get(record.ref)):
+            out.append(gt.MatchEvidence(record=provenance(record), rule=kinds[0], score=1.0,
+                                        agreed=list(kinds), linked_to=None, indexed=False))
+    return out
 
 
 def transaction(record: TransactionRecord, shops: Mapping[str, str]) -> gt.Transaction:

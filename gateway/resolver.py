@@ -10,20 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from connectors.errors import ConnectorError
 from connectors.query import Cond, Expr, Query
 from gateway.identity import (
     Cluster,
+    Ref,
     cluster,
     decode_id,
     decode_ref,
     encode_ref,
-    match_keys,
     sort_key,
 )
+from gateway.linking import Linker
 from gateway.mapping import ChildMapping
 from gateway.planner import NOTHING, CustomerFilter, key_lookup, matches, plan_filter
 from gateway.records import CustomerRecord
@@ -62,12 +63,17 @@ def decode_cursor(cursor: str) -> tuple[str, str] | None:
 class Resolver:
     """Customer lookups for one request."""
 
-    def __init__(self, sources: SourceSet, settings: Settings) -> None:
+    def __init__(self, sources: SourceSet, settings: Settings, linker: Linker | None = None) -> None:
         self.sources = sources
         self.settings = settings
+        self.linker = linker or Linker()
         self.failures: list[SourceFailure] = []
-        self._known: dict[tuple[str, str], CustomerRecord] = {}
-        self._searched: set[str] = set()
+        self._known: dict[Ref, CustomerRecord] = {}
+        self._searched: set[str] = set()  # match keys already looked up in every source
+        self._explored: set[Ref] = set()  # records whose keys and index placement were followed
+        self._placed: dict[Ref, str] = {}  # ref -> global id, for records the index holds
+        self._evidence: dict[Ref, Any] = {}  # ref -> the index's evidence for it
+        self._loaded_ids: set[str] = set()
 
     # -- calling sources ---------------------------------------------------------------
 
@@ -108,20 +114,60 @@ class Resolver:
     # -- identity ----------------------------------------------------------------------
 
     async def expand(self, seeds: Iterable[CustomerRecord]) -> list[Cluster]:
-        """The clusters of ``seeds``: follow shared keys through every source, round by round."""
+        """The customers of ``seeds``: their indexed customers, then shared keys, round by round."""
         seeds = list(seeds)
-        frontier = set().union(*(match_keys(r) for r in seeds)) - self._searched
+        pending = seeds
         for _ in range(self.settings.identity_hops):
-            if not frontier:
+            pending = [r for r in pending if r.ref not in self._explored]
+            if not pending:
                 break
-            self._searched |= frontier
+            self._explored.update(r.ref for r in pending)
             before = set(self._known)
-            await asyncio.gather(*(self._lookup(source, frontier) for source in self.sources))
-            found = [self._known[ref] for ref in set(self._known) - before]
-            frontier = set().union(*(match_keys(r) for r in found)) - self._searched
+            await self._from_index(pending)
+            keys = set().union(*(self.linker.keys(r) for r in pending)) - self._searched
+            if keys:
+                self._searched |= keys
+                await asyncio.gather(*(self._lookup(source, keys) for source in self.sources))
+            pending = [self._known[ref] for ref in set(self._known) - before]
+        if pending:  # the last round found records: place them, without following them further
+            await self._from_index(pending)
         seed_refs = {r.ref for r in seeds}
-        return [c for c in cluster(self._known.values(), self.sources.rank)
-                if any(r.ref in seed_refs for r in c.records)]
+        clusters = cluster(self._known.values(), self.sources.rank, keys=self.linker.keys,
+                           indexed=self._placed)
+        return [replace(c, links={r.ref: self._evidence[r.ref] for r in c.records
+                                  if self._evidence.get(r.ref) is not None})
+                for c in clusters if any(r.ref in seed_refs for r in c.records)]
+
+    async def _from_index(self, records: list[CustomerRecord]) -> None:
+        """Place records through the crosswalk and fetch the other records of their customers."""
+        if not self.linker.indexed:
+            return
+        refs = [r.ref for r in records if r.ref not in self._placed]
+        self._placed.update(await self.linker.placed(refs))
+        await self._load_customers({self._placed[r.ref] for r in records if r.ref in self._placed})
+
+    async def _load_customers(self, global_ids: set[str]) -> None:
+        """Every record the index holds for these customers (one query per source)."""
+        wanted = global_ids - self._loaded_ids
+        if not wanted:
+            return
+        self._loaded_ids |= wanted
+        missing: dict[str, list[str]] = {}
+        for global_id, members in (await self.linker.members(wanted)).items():
+            for member in members:
+                self._placed[member.ref] = global_id
+                self._evidence[member.ref] = member.evidence
+                if member.ref not in self._known:
+                    missing.setdefault(member.ref[0], []).append(member.ref[1])
+        calls: list[Awaitable[list[CustomerRecord]]] = []
+        for name, keys in missing.items():
+            source = self.sources.get(name)
+            if source is None:
+                continue
+            size = max(1, source.connector.max_in_values)
+            calls.extend(self._customers(source, Cond("key", "in", tuple(keys[i:i + size])))
+                         for i in range(0, len(keys), size))
+        await asyncio.gather(*calls)
 
     async def _lookup(self, source: Source, keys: set[str]) -> None:
         mapping = source.config.customer
@@ -136,22 +182,29 @@ class Resolver:
         """The customer carrying one match key (a key links records, so there is at most one)."""
         self._searched.add(key)
         await asyncio.gather(*(self._lookup(source, {key}) for source in self.sources))
-        seeds = [r for r in self._known.values() if key in match_keys(r)]
+        seeds = [r for r in self._known.values() if key in self.linker.keys(r)]
         clusters = await self.expand(seeds)
         return clusters[0] if clusters else None
 
     async def by_id(self, global_id: str) -> Cluster | None:
-        ref = decode_id(global_id)
-        if ref is None:
-            return None
-        source = self.sources.get(ref[0])
-        if source is None or source.config.customer is None:
-            return None
-        records = await self._customers(source, Cond("key", "in", (ref[1],)))
-        if not records:
-            return None
-        clusters = await self.expand(records)
-        return clusters[0] if clusters else None
+        """A customer by id: an indexed id (following merges), or the id of a record."""
+        found: Cluster | None = None
+        current = await self.linker.resolve_id(global_id)
+        if current is not None:
+            await self._load_customers({current[0]})
+            seeds = [r for ref, r in self._known.items() if self._placed.get(ref) == current[0]]
+            found = next((c for c in await self.expand(seeds) if c.id == current[0]), None)
+        if found is None:
+            ref = decode_id(global_id)
+            source = self.sources.get(ref[0]) if ref else None
+            if ref is None or source is None or source.config.customer is None:
+                return None
+            records = await self._customers(source, Cond("key", "in", (ref[1],)))
+            clusters = await self.expand(records) if records else []
+            found = clusters[0] if clusters else None
+        if found is not None and found.id != global_id:
+            found = replace(found, redirected_from=global_id)
+        return found
 
     async def page(self, flt: CustomerFilter, first: int, after: str | None) -> PageResult:
         """``first`` customers matching ``flt`` after the cursor, in source order."""

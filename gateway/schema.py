@@ -76,6 +76,11 @@ class Customer:
     addresses: list[gt.Address]
     loyalty_cards: list[gt.LoyaltyCard]
     source_records: list[gt.SourceRecord]
+    match_evidence: list[gt.MatchEvidence] = strawberry.field(
+        description="Why each record belongs to this customer.")
+    redirected_from: strawberry.ID | None = strawberry.field(
+        description="The id that was asked for, when this customer now has another id (records "
+                    "merged, or the id of a record that belongs to this customer).")
     cluster: strawberry.Private[Cluster]
 
     @classmethod

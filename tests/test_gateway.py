@@ -147,12 +147,28 @@ async def test_transactions_are_exact_newest_first_across_shops(world, config):
 
 async def test_an_id_of_a_linked_record_resolves_to_its_customer(world, config):
     show = world.truth["customers"][0]["records"]
-    query = f"query($id: ID!) {{ customer(id: $id) {{ id {RECORDS} }} }}"
+    query = f"query($id: ID!) {{ customer(id: $id) {{ id redirectedFrom {RECORDS} }} }}"
     async with gateway_client(config, environ=ENV) as client:
         canonical = await graphql(client, query, id=encode_id("paris", show["paris"]))
         via_london = await graphql(client, query, id=encode_id("london", show["london"]))
     assert canonical["data"]["customer"]["id"] == encode_id("paris", show["paris"])
-    assert via_london["data"]["customer"] == canonical["data"]["customer"]
+    assert canonical["data"]["customer"]["redirectedFrom"] is None
+    redirected = via_london["data"]["customer"]
+    assert redirected.pop("redirectedFrom") == encode_id("london", show["london"])
+    canonical["data"]["customer"].pop("redirectedFrom")
+    assert redirected == canonical["data"]["customer"]
+
+
+async def test_match_evidence_explains_live_links_without_values(world, config):
+    query = """query($e: String!) { customerByEmail(email: $e) {
+        matchEvidence { record { source recordId } rule score agreed linkedTo { source } indexed } } }"""
+    async with gateway_client(config, environ=ENV) as client:
+        body = await graphql(client, query, e=world.showcase["email"])
+    evidence = {e["record"]["source"]: e for e in body["data"]["customerByEmail"]["matchEvidence"]}
+    assert set(evidence) == {"london", "berlin", "crm"}  # the first record (paris) links to none
+    assert all(not e["indexed"] and e["score"] == 1.0 for e in evidence.values())
+    assert "email" in evidence["london"]["agreed"]
+    assert world.showcase["email"] not in str(evidence)
 
 
 @pytest.mark.parametrize("filter_, check", [
