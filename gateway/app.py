@@ -19,6 +19,9 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from gateway.config import Config, load_config
+from gateway.crosswalk import open_crosswalk
+from gateway.linking import Linker
+from gateway.matching import Matcher
 from gateway.resolver import Resolver
 from gateway.schema import Context, build_schema
 from gateway.settings import Settings
@@ -35,13 +38,15 @@ class ORJSONResponse(JSONResponse):
 class GraphQLView(GraphQL):
     """strawberry's ASGI view, with a per-request Resolver and source failures as errors."""
 
-    def __init__(self, sources: SourceSet, settings: Settings) -> None:
+    def __init__(self, sources: SourceSet, settings: Settings, linker: Linker) -> None:
         super().__init__(build_schema(), graphql_ide="graphiql" if settings.graphiql else None)
         self.sources = sources
         self.settings = settings
+        self.linker = linker
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        context = Context(Resolver(self.sources, self.settings), self.settings, self.sources)
+        resolver = Resolver(self.sources, self.settings, self.linker)
+        context = Context(resolver, self.settings, self.sources, request=request)
         request.state.panorama = context
         return context
 
@@ -61,12 +66,21 @@ class GraphQLView(GraphQL):
         return orjson.dumps(data)
 
 
+def build_linker(config: Config) -> Linker:
+    """Deterministic keys only, or the index's crosswalk and rules when `identity:` is set."""
+    if config.identity is None:
+        return Linker()
+    return Linker(Matcher(config.identity.rules),
+                  open_crosswalk(config.identity.store, base_dir=config.identity.base_dir))
+
+
 def create_app(settings: Settings, config: Config | None = None,
                environ: Mapping[str, str] | None = None) -> Starlette:
     """The gateway as an ASGI app. Raises ConfigError when the config has problems."""
     if config is None:
         config = load_config(settings.config, os.environ if environ is None else environ)
     sources = SourceSet.from_config(config)
+    linker = build_linker(config)
 
     async def healthz(request: Request) -> Response:
         return ORJSONResponse({"status": "ok"})
@@ -84,6 +98,8 @@ def create_app(settings: Settings, config: Config | None = None,
                 if not sources.ready:
                     await asyncio.sleep(settings.ready_retry_seconds)
 
+        if linker.crosswalk is not None:
+            await linker.crosswalk.open()
         task = asyncio.create_task(probe_until_ready())
         try:
             yield
@@ -92,8 +108,10 @@ def create_app(settings: Settings, config: Config | None = None,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await sources.aclose()
+            if linker.crosswalk is not None:
+                await linker.crosswalk.aclose()
 
-    view = GraphQLView(sources, settings)
+    view = GraphQLView(sources, settings, linker)
     app = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),

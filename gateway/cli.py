@@ -49,6 +49,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     return run_check(args.config or "panorama.yaml", connect=args.connect, environ=os.environ)
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.config import ConfigError, load_config
+    from gateway.indexing_cli import run_index
+
+    try:
+        config = load_config(_settings(args).config, os.environ)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if config.identity is None:
+        print(f"{config.path}: no identity: section; add one with a secret (see docs/identity.md) "
+              f"to keep a crosswalk", file=sys.stderr)
+        return 1
+    return asyncio.run(run_index(config, full=args.full))
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from gateway.schema import sdl
 
@@ -108,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--connect", action="store_true",
                        help="also connect to every source and check tables, columns, properties")
     check.set_defaults(func=cmd_check)
+
+    index = sub.add_parser("index", help="resolve identities into the crosswalk (incremental by "
+                                         "default)")
+    index.add_argument("--config", default=None, help="config file (default: panorama.yaml)")
+    index.add_argument("--full", action="store_true",
+                       help="read every record of every source, not only what changed")
+    index.set_defaults(func=cmd_index)
 
     crm = sub.add_parser("crm-server", help="run the HubSpot-compatible CRM server (demo, tests)")
     crm.add_argument("--host", default="127.0.0.1")

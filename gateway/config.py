@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +95,21 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    """The ``identity:`` section: where the crosswalk lives, its HMAC secret, matching rules."""
+
+    secret: str = field(repr=False)
+    store: str
+    base_dir: Path
+    rules: Any  # gateway.match_rules.MatchRules
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     sources: Mapping[str, SourceConfig]
     gateway: Mapping[str, Any]
+    identity: IdentityConfig | None = None
 
     @property
     def shops(self) -> dict[str, str]:
@@ -156,7 +167,7 @@ class _Loader:
         return value
 
     def document(self, document: Any, path: str) -> Config:
-        top = self.mapping(document, "(top level)", ("gateway", "sources"))
+        top = self.mapping(document, "(top level)", ("gateway", "sources", "identity"))
         sources_doc = self.mapping(top.get("sources"), "sources")
         if not sources_doc and not self.problems:
             self.problem("sources", "no sources configured; add at least one source")
@@ -165,7 +176,43 @@ class _Loader:
             source = self.source(str(name), spec, f"sources.{name}")
             if source is not None:
                 sources[source.name] = source
-        return Config(path, sources, self.mapping(top.get("gateway"), "gateway"))
+        identity = self.identity(top["identity"]) if "identity" in top else None
+        return Config(path, sources, self.mapping(top.get("gateway"), "gateway"), identity)
+
+    def identity(self, doc: Any) -> IdentityConfig | None:
+        from gateway.crosswalk import DEFAULT_URL, KeyHasher, open_crosswalk
+        from gateway.crosswalk.errors import CrosswalkConfigError
+        from gateway.match_rules import parse_rules
+
+        doc = dict(self.mapping(doc, "identity"))
+        secret_ref, store = doc.pop("secret", None), doc.pop("store", DEFAULT_URL)
+        rules, problems = parse_rules(doc, "identity")
+        for problem in problems:
+            location, _, message = problem.partition(": ")
+            self.problem(location, message.replace("allowed: ", "allowed: secret, store, ", 1)
+                         if location.count(".") == 1 else message)
+        secret = None
+        if not isinstance(secret_ref, str) or not secrets.REFERENCE.search(secret_ref):
+            self.problem("identity.secret", "missing or written inline; keep the HMAC secret in an "
+                                            "environment variable and write ${env:NAME}")
+        else:
+            try:
+                secret = secrets.resolve(secret_ref, self.environ, self.base_dir)
+                KeyHasher(secret)
+            except secrets.UnresolvedReference as exc:
+                self.problem("identity.secret", str(exc))
+                secret = None
+            except CrosswalkConfigError as exc:
+                self.problem("identity.secret", str(exc).removeprefix("identity.secret "))
+                secret = None
+        try:
+            store = secrets.resolve(str(store), self.environ, self.base_dir)
+            open_crosswalk(store, base_dir=self.base_dir)  # validates the URL; connects later
+        except (secrets.UnresolvedReference, CrosswalkConfigError, ValueError) as exc:
+            self.problem("identity.store", str(exc))
+        if secret is None:
+            return None
+        return IdentityConfig(secret, store, self.base_dir, rules)
 
     def source(self, name: str, doc: Any, loc: str) -> SourceConfig | None:
         doc = self.mapping(doc, loc, SOURCE_KEYS)

@@ -139,13 +139,18 @@ def key_lookup(mapping: CustomerMapping, connector: Connector,
     One filter (an OR of every key kind) per call when the source evaluates OR, so that one
     round of identity costs one query per source; ``in`` lists are cut to the source's limit.
     """
-    by_kind: dict[str, list[str]] = {"email": [], "phone": [], "card": []}
-    for key in keys:
-        kind, _, value = key.partition(":")
-        by_kind[kind].append(value)
+    # key kind -> (fields carrying it, source-side normalizer, blocking value). A VAT number is
+    # compared like a card (spaces and dashes removed, upper-case): close enough to find it.
+    vat_fields = ("vat_number",) if "vat_number" in mapping.entity.fields else ()
     fields = {"email": (mapping.email_fields, "email", lambda v: v),
               "phone": (mapping.phone_fields, "phone_tail", phone_tail),
-              "card": (mapping.card_fields, "card", lambda v: v)}
+              "card": (mapping.card_fields, "card", lambda v: v),
+              "vat": (vat_fields, "card", lambda v: v)}
+    by_kind: dict[str, list[str]] = {kind: [] for kind in fields}
+    for key in keys:
+        kind, _, value = key.partition(":")
+        if kind in by_kind:
+            by_kind[kind].append(value)
     size = max(1, connector.max_in_values)
     conds: list[Expr] = []
     for kind, values in by_kind.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,11 @@ def world(tmp_path_factory):
     return build_world(tmp_path_factory.mktemp("cli-world"), customers=60, crm_url="http://unset")
 
 
+def copy_world(world, folder: Path) -> None:
+    """The demo's databases, secret and config, in a folder a test may change."""
+    shutil.copytree(world.config_path.parent, folder, dirs_exist_ok=True)
+
+
 def test_schema_prints_the_published_schema(capsys):
     assert main(["schema"]) == 0
     assert capsys.readouterr().out == (ROOT / "schema.graphql").read_text()
@@ -43,8 +49,7 @@ def test_check_lists_every_problem_and_fails(tmp_path, capsys):
 def test_check_connect_validates_live_sources(world, tmp_path, capsys, monkeypatch):
     with running_crm(world.crm_seed, token="t0k") as (url, _):
         config = tmp_path / "panorama.yaml"
-        for name in ("paris.db", "london.db", "berlin.db"):
-            (tmp_path / name).write_bytes((world.config_path.parent / name).read_bytes())
+        copy_world(world, tmp_path)
         text = world.config_path.read_text().replace("http://unset", url)
         config.write_text(text)
         monkeypatch.setenv(DEMO_TOKEN_ENV, "t0k")
@@ -58,11 +63,10 @@ def test_check_connect_validates_live_sources(world, tmp_path, capsys, monkeypat
 
 
 def test_check_connect_reports_an_unreachable_source(world, tmp_path, capsys, monkeypatch):
+    copy_world(world, tmp_path)
     config = tmp_path / "panorama.yaml"
     config.write_text(world.config_path.read_text().replace(
         "http://unset", f"http://127.0.0.1:{unused_port()}"))
-    for name in ("paris.db", "london.db", "berlin.db"):
-        (tmp_path / name).write_bytes((world.config_path.parent / name).read_bytes())
     monkeypatch.setenv(DEMO_TOKEN_ENV, "t0k")
     assert main(["check", "--config", str(config), "--connect"]) == 1
     out = capsys.readouterr().out

@@ -6,6 +6,7 @@ See :mod:`gateway.demo.people` for who shops where and how their records link.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ def build_world(directory: Path, *, seed: int = 7, customers: int = 400,
     config_path = directory / "panorama.yaml"
     config = TEMPLATE.read_text(encoding="utf-8").replace("__CRM_URL__", json.dumps(crm_url))
     config_path.write_text(config, encoding="utf-8")
+    # A demo-only HMAC secret for the crosswalk, derived from the seed so the world stays a pure
+    # function of its arguments. Never do this for real data: see docs/identity.md.
+    secret = hashlib.sha256(f"panorama-demo-{seed}".encode()).hexdigest()
+    (directory / "identity.secret").write_text(secret + "\n", encoding="utf-8")
     return World(config_path, crm_seed, showcase.values(parties, keys), truth)
 
 

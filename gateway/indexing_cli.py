@@ -1,0 +1,43 @@
+"""The terminal side of ``panorama index``: progress bars and the closing report."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from gateway.config import Config
+from gateway.crosswalk import CrosswalkError, KeyHasher, open_crosswalk
+from gateway.indexer import Indexer, IndexFailed
+from gateway.matching import Matcher
+from gateway.sources import SourceSet
+
+
+async def run_index(config: Config, *, full: bool) -> int:
+    """Index every source of ``config``; print progress and a report; return the exit code."""
+    assert config.identity is not None
+    sources = SourceSet.from_config(config)
+    crosswalk = open_crosswalk(config.identity.store, base_dir=config.identity.base_dir)
+    bars: dict[str, tqdm] = {}
+
+    def progress(source: str, count: int) -> None:
+        if source not in bars:
+            bars[source] = tqdm(desc=f"reading {source}", unit=" records", file=sys.stderr,
+                                dynamic_ncols=True)
+        bars[source].update(count)
+
+    try:
+        async with crosswalk:
+            indexer = Indexer(sources, crosswalk, Matcher(config.identity.rules),
+                              KeyHasher(config.identity.secret), progress=progress)
+            report = await indexer.run(full=full)
+    except (IndexFailed, CrosswalkError) as exc:
+        print(f"panorama index: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for bar in bars.values():
+            bar.close()
+        await sources.aclose()
+    for line in report.lines():
+        print(line)
+    return 0
