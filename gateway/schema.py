@@ -39,6 +39,7 @@ class Context:
     resolver: Resolver
     settings: Settings
     sources: SourceSet
+    request: Any = None
     loaders: dict[str, DataLoader] = field(default_factory=dict)
 
     def loader(self, section: str) -> DataLoader:
