@@ -19,13 +19,14 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from gateway.config import Config, load_config
-from gateway.crosswalk import open_crosswalk
+from gateway.crosswalk import KeyHasher, open_crosswalk
 from gateway.linking import Linker
 from gateway.matching import Matcher
 from gateway.resolver import Resolver
 from gateway.schema import Context, build_schema
 from gateway.settings import Settings
 from gateway.sources import SourceSet
+from gateway.stewardship import Steward
 
 log = logging.getLogger("panorama.app")
 
@@ -38,15 +39,18 @@ class ORJSONResponse(JSONResponse):
 class GraphQLView(GraphQL):
     """strawberry's ASGI view, with a per-request Resolver and source failures as errors."""
 
-    def __init__(self, sources: SourceSet, settings: Settings, linker: Linker) -> None:
+    def __init__(self, sources: SourceSet, settings: Settings, linker: Linker,
+                 steward: Steward | None) -> None:
         super().__init__(build_schema(), graphql_ide="graphiql" if settings.graphiql else None)
         self.sources = sources
         self.settings = settings
         self.linker = linker
+        self.steward = steward
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         resolver = Resolver(self.sources, self.settings, self.linker)
-        context = Context(resolver, self.settings, self.sources, request=request)
+        context = Context(resolver, self.settings, self.sources, request=request,
+                          steward=self.steward)
         request.state.panorama = context
         return context
 
@@ -111,7 +115,11 @@ def create_app(settings: Settings, config: Config | None = None,
             if linker.crosswalk is not None:
                 await linker.crosswalk.aclose()
 
-    view = GraphQLView(sources, settings, linker)
+    steward = None
+    if config.identity is not None and linker.crosswalk is not None and linker.matcher is not None:
+        steward = Steward(sources, linker.crosswalk, linker.matcher,
+                          KeyHasher(config.identity.secret), settings.admin_token)
+    view = GraphQLView(sources, settings, linker, steward)
     app = Starlette(
         routes=[
             Route("/graphql", view, methods=["GET", "POST"]),

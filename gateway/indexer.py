@@ -169,6 +169,17 @@ class Indexer:
             if stamps:
                 watermarks[source.name] = max(stamps).isoformat()
         scope = await self._scope(changed, full)
+        return await self._commit(scope, report, watermarks=watermarks, full=full)
+
+    async def reindex(self, refs: Iterable[Ref]) -> IndexReport:
+        """Resolve again the customers of these records (after a steward's decision)."""
+        report = IndexReport()
+        records = await fetch_refs(self.sources, list(refs))
+        return await self._commit(await self._scope(records, False), report)
+
+    async def _commit(self, scope: list[CustomerRecord], report: IndexReport, *,
+                      watermarks: dict[str, str] | None = None, full: bool = False) -> IndexReport:
+        """Resolve the scope, keep ids stable, and write it all in one crosswalk transaction."""
         members, clusters = await self._resolve(scope)
         previous = await self.crosswalk.members_of_refs(r.ref for r in scope)
         # ids held by customers outside the scope must not be handed out again
@@ -187,7 +198,7 @@ class Indexer:
         await self.crosswalk.apply_index(IndexRun(
             members=run_members, removed=removed,
             key_hashes={r.ref: self.hashes(r) for r in scope},
-            redirects=redirects, watermarks=watermarks,
+            redirects=redirects, watermarks=watermarks or {},
             scope_sources=set(report.records) if full else None))
         report.customers = len(clusters)
         report.redirects = len(redirects)

@@ -206,6 +206,15 @@ class Resolver:
             found = replace(found, redirected_from=global_id)
         return found
 
+    async def by_ref(self, ref: Ref) -> Cluster | None:
+        """The customer a given source record belongs to."""
+        source = self.sources.get(ref[0])
+        if source is None or source.config.customer is None:
+            return None
+        records = await self._customers(source, Cond("key", "in", (ref[1],)))
+        found = [c for c in await self.expand(records) if any(r.ref == ref for r in c.records)]
+        return found[0] if found else None
+
     async def page(self, flt: CustomerFilter, first: int, after: str | None) -> PageResult:
         """``first`` customers matching ``flt`` after the cursor, in source order."""
         start_rank, start_key = 0, None

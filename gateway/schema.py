@@ -22,6 +22,7 @@ from gateway.identity import Cluster
 from gateway.planner import CustomerFilter as FilterValue
 from gateway.planner import FilterError, card_key
 from gateway.resolver import Resolver
+from gateway.schema_steward import Mutation, StewardLogEntry, steward_log
 from gateway.settings import Settings
 from gateway.sources import SourceSet
 from gateway.transforms import normalize_email, to_e164
@@ -40,6 +41,7 @@ class Context:
     settings: Settings
     sources: SourceSet
     request: Any = None
+    steward: Any = None  # gateway.stewardship.Steward when the identity index is configured
     loaders: dict[str, DataLoader] = field(default_factory=dict)
 
     def loader(self, section: str) -> DataLoader:
@@ -176,6 +178,10 @@ class Query:
             raise user_error("number: empty card number; give the number printed on the card")
         return _customer(await info.context.resolver.by_key(key), info)
 
+    @strawberry.field(description="The stewards' audit log, newest first (admin token needed).")
+    async def steward_log(self, info: Info, first: int = 20) -> list[StewardLogEntry]:
+        return await steward_log(info, first)
+
     @strawberry.field(description="The configured sources, in identity order.")
     def sources(self, info: Info) -> list[gt.Source]:
         return [gt.Source(name=s.name, kind=s.config.kind, shop=s.config.shop, ready=s.answered)
@@ -191,6 +197,7 @@ def _mask(error: GraphQLError) -> bool:
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         # Factories: a fresh extension per request; the parse/validation LRU caches are shared.
         extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256),
                     lambda: MaskErrors(should_mask_error=_mask,

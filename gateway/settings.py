@@ -8,7 +8,7 @@ else in Panorama reads ``os.environ``, except ``${env:...}`` references in the c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -69,6 +69,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ready_retry_seconds", 2, "Seconds between readiness probes of sources not yet seen.",
             _positive_int),
     Setting("log_level", "info", "Log level: debug, info, warning or error.", _log_level),
+    Setting("admin_token", "", "Bearer token for steward actions (link, unlink, merge, split); "
+                               "empty disables them. A secret: set it in the environment."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -90,6 +92,7 @@ class Settings:
     graphiql: bool = True
     ready_retry_seconds: int = 2
     log_level: str = "info"
+    admin_token: str = field(default="", repr=False)
 
     @classmethod
     def load(

@@ -1,0 +1,140 @@
+"""Data stewards correct the machine: link, unlink, merge and split customers.
+
+Each action is a constraint the index honours from then on (must-link or cannot-link pairs
+of records), recorded with who, when and why, and applied at once by re-resolving the
+customers it touches. A later ``panorama index --full`` keeps it: the matcher takes the
+constraints as given.
+
+Steward actions need the admin token (``Authorization: Bearer <PANORAMA_ADMIN_TOKEN>``);
+the ``Panorama-Actor`` header names the person, for the log.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.crosswalk import Crosswalk, KeyHasher, StewardAction
+from gateway.indexer import Indexer, fetch_refs
+from gateway.matching import Matcher
+from gateway.sources import SourceSet
+
+Ref = tuple[str, str]
+
+
+class StewardError(ValueError):
+    """A steward request that cannot be carried out; the message says why and what to do."""
+
+    code = "BAD_USER_INPUT"
+
+
+class NotAuthorized(StewardError):
+    code = "UNAUTHENTICATED"
+
+
+@dataclass
+class Steward:
+    """Carries out steward actions against the crosswalk (one per app)."""
+
+    sources: SourceSet
+    crosswalk: Crosswalk
+    matcher: Matcher
+    hasher: KeyHasher
+    admin_token: str
+
+    def authorize(self, headers: Any) -> str:
+        """The actor's name, if the request carries the admin token."""
+        if not self.admin_token:
+            raise NotAuthorized("steward actions are disabled: set PANORAMA_ADMIN_TOKEN on the "
+                                "gateway and send it as `Authorization: Bearer <token>`")
+        given = (headers.get("authorization") or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
+            raise NotAuthorized("steward actions need the admin token: send "
+                                "`Authorization: Bearer <PANORAMA_ADMIN_TOKEN>`")
+        return (headers.get("panorama-actor") or "admin").strip()[:200] or "admin"
+
+    async def _existing(self, refs: Iterable[Ref]) -> list[Ref]:
+        refs = list(dict.fromkeys(refs))
+        for source, _ in refs:
+            if self.sources.get(source) is None:
+                raise StewardError(f"unknown source {source!r}; sources: "
+                                   f"{', '.join(self.sources.names)}")
+        found = {r.ref for r in await fetch_refs(self.sources, refs)}
+        missing = [f"{s}/{k}" for s, k in refs if (s, k) not in found]
+        if missing:
+            raise StewardError(f"no such record: {', '.join(missing)}; give records as "
+                               f"{{source, localId}} of existing records")
+        return refs
+
+    async def _members(self, global_id: str) -> tuple[str, list[Ref]]:
+        current = await self.crosswalk.resolve_id(global_id)
+        if current is None:
+            raise StewardError(f"customer {global_id!r} is not in the index; run `panorama index` "
+                               f"or link its records by reference")
+        members = (await self.crosswalk.members([current[0]])).get(current[0], [])
+        return current[0], [m.ref for m in members]
+
+    async def _apply(self, action: str, actor: str, reason: str, touched: Iterable[Ref],
+                     payload: dict[str, Any], **constraints: Any) -> StewardAction:
+        if not reason or not reason.strip():
+            raise StewardError("reason: say why, for the audit log")
+        stored = await self.crosswalk.record_steward(
+            StewardAction(None, action, actor, reason.strip(), datetime.now(UTC), payload),
+            **constraints)
+        indexer = Indexer(self.sources, self.crosswalk, self.matcher, self.hasher)
+        await indexer.reindex(touched)
+        return stored
+
+    async def link(self, refs: list[Ref], actor: str, reason: str) -> Ref:
+        if len(refs) < 2:
+            raise StewardError("records: give at least two records to link")
+        refs = await self._existing(refs)
+        pairs = [(refs[0], other) for other in refs[1:]]
+        await self._apply("link", actor, reason, refs, {"records": refs}, must_link=pairs)
+        return refs[0]
+
+    async def unlink(self, ref: Ref, actor: str, reason: str) -> Ref:
+        (ref,) = await self._existing([ref])
+        global_id = (await self.crosswalk.members_of_refs([ref])).get(ref)
+        others = [] if global_id is None else [r for r in (await self._members(global_id))[1]
+                                                if r != ref]
+        if not others:
+            raise StewardError(f"record {ref[0]}/{ref[1]} is not linked to any other record")
+        pairs = [(ref, other) for other in others]
+        await self._apply("unlink", actor, reason, [ref, *others],
+                          {"record": ref, "from": global_id}, cannot_link=pairs,
+                          drop_must_link=pairs)
+        return ref
+
+    async def merge(self, global_ids: list[str], actor: str, reason: str) -> Ref:
+        if len(set(global_ids)) < 2:
+            raise StewardError("ids: give at least two customers to merge")
+        groups = [await self._members(g) for g in dict.fromkeys(global_ids)]
+        anchors = [refs[0] for _, refs in groups if refs]
+        pairs = [(anchors[0], other) for other in anchors[1:]]
+        touched = [r for _, refs in groups for r in refs]
+        await self._apply("merge", actor, reason, touched,
+                          {"customers": [g for g, _ in groups]}, must_link=pairs)
+        return anchors[0]
+
+    async def split(self, global_id: str, refs: list[Ref], actor: str,
+                    reason: str) -> tuple[Ref, Ref]:
+        current, members = await self._members(global_id)
+        refs = list(dict.fromkeys(refs))
+        strangers = [f"{s}/{k}" for s, k in refs if (s, k) not in members]
+        if strangers:
+            raise StewardError(f"records {', '.join(strangers)} do not belong to customer "
+                               f"{current}")
+        rest = [r for r in members if r not in refs]
+        if not refs or not rest:
+            raise StewardError("records: give some, not all, of the customer's records to split "
+                               "off")
+        apart = [(a, b) for a in refs for b in rest]
+        together = [(refs[0], other) for other in refs[1:]]
+        await self._apply("split", actor, reason, members,
+                          {"customer": current, "records": refs},
+                          cannot_link=apart, drop_must_link=apart, must_link=together)
+        return refs[0], rest[0]
