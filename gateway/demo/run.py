@@ -20,7 +20,8 @@ def example_queries(showcase: dict[str, Any]) -> list[tuple[str, str]]:
   customerByEmail(email: "{showcase["email"]}") {{
     id
     name {{ full source {{ source }} }}
-    sourceRecords {{ source localId matchedBy }}
+    sourceRecords {{ source localId }}
+    matchEvidence {{ record {{ source recordId }} rule score agreed linkedTo {{ source recordId }} }}
     emails {{ address sources {{ source recordId }} }}
     phones {{ number sources {{ source }} }}
     loyaltyCards {{ number program shop }}
@@ -55,9 +56,12 @@ def _port_free(host: str, port: int) -> bool:
 
 def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
              customers: int) -> int:
+    import asyncio
+
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.indexing_cli import run_index
     from gateway.config import load_config
     from gateway.crm_server import create_crm_app, serve_in_background
     from gateway.demo.world import build_world
@@ -74,8 +78,13 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
     crm = serve_in_background(create_crm_app(world.crm_seed, token=token), "127.0.0.1", crm_port)
     try:
         config = load_config(world.config_path, {**os.environ, DEMO_TOKEN_ENV: token})
+        print("Indexing identities (panorama index --full):")
+        if asyncio.run(run_index(config, full=True)) != 0:
+            return 1
+        given_token = os.environ.get("PANORAMA_ADMIN_TOKEN")
+        admin_token = given_token or secrets.token_urlsafe(18)  # demo-only, new every run
         settings = Settings.load(overrides={"config": str(world.config_path), "host": host,
-                                            "port": port},
+                                            "port": port, "admin_token": admin_token},
                                  environ=os.environ, file_section=dict(config.gateway))
         app = create_app(settings, config)
         url = f"http://{host}:{port}/graphql"
@@ -87,6 +96,9 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
             print(f"# {title}\n{query}\n")
         print(f"From a shell:  curl -s {url} -H 'content-type: application/json' "
               f"-d '{{\"query\": \"{{ sources {{ name shop ready }} }}\"}}'\n")
+        shown = "$PANORAMA_ADMIN_TOKEN" if given_token else admin_token
+        print(f"Steward actions (linkRecords, unlinkRecord, mergeCustomers, splitCustomer) take "
+              f"the header `Authorization: Bearer {shown}` in this demo.\n")
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         crm.stop()
