@@ -27,6 +27,9 @@ from gateway.sources import Source, SourceSet
 Ref = tuple[str, str]
 CHUNK = 5000
 # Logical customer fields that identity needs; everything else stays in the source.
+# Kept with the watermarks (source names never hold ':'): a keyed hash of a constant, which
+# tells whether the stored hashes were made with the current secret.
+SECRET_FINGERPRINT = "panorama:secret-fingerprint"
 IDENTITY_FIELD = re.compile(
     r"^(key|kind|given_name|family_name|full_name|legal_name|birth_date|vat_number|updated_at"
     r"|email_\d+|phone_\d+|card_\d+|address_\d+_(line1|postcode|city))$")
@@ -145,7 +148,12 @@ class Indexer:
     async def run(self, *, full: bool = False) -> IndexReport:
         report = IndexReport()
         changed: list[CustomerRecord] = []
-        watermarks: dict[str, str] = {}
+        fingerprint = self.hasher.hash(SECRET_FINGERPRINT)
+        stored = await self.crosswalk.watermark(SECRET_FINGERPRINT)
+        if stored is not None and stored != fingerprint and not full:
+            raise IndexFailed("identity.secret changed since the last index, so the stored hashes "
+                              "no longer match: run `panorama index --full` to rebuild them")
+        watermarks: dict[str, str] = {SECRET_FINGERPRINT: fingerprint}
         for source in self.sources:
             mapping = source.config.customer
             if mapping is None:

@@ -12,7 +12,7 @@ from gateway.cli import main
 from gateway.config import load_config
 from gateway.crosswalk import KeyHasher, open_crosswalk
 from gateway.identity import encode_id
-from gateway.indexer import Indexer
+from gateway.indexer import Indexer, IndexFailed
 from gateway.matching import Matcher
 from gateway.sources import SourceSet
 from tests.gateway_client import gateway_client, graphql
@@ -269,3 +269,20 @@ def test_index_command_needs_an_identity_section(tmp_path, capsys):
         "path": "one.db"}, "customer": CUSTOMER}}}))
     assert main(["index", "--config", str(path)]) == 1
     assert "no identity: section" in capsys.readouterr().err
+
+
+async def test_a_changed_secret_requires_a_full_index(shops):
+    shops.put("one", 1, "Ada Lovelace", "ada@x.org")
+    await shops.index()
+    global SECRET
+    original, SECRET = SECRET, "another-secret-of-enough-length-0"
+    ENV["IDX_SECRET"] = SECRET
+    try:
+        with pytest.raises(IndexFailed, match="--full"):
+            await shops.index(full=False)
+        report, ids = await shops.index(full=True)
+        assert ids == {("one", "1"): cid("one", 1)}
+        await shops.index(full=False)  # and incremental runs work again
+    finally:
+        SECRET = original
+        ENV["IDX_SECRET"] = original
