@@ -25,6 +25,8 @@ async def _check_sources(config: Config, say: Callable[[str], None]) -> int:
                 return source, [f"cannot reach the source ({exc.code}): {exc.detail}"]
             return source, problems
 
+        if config.identity is not None:
+            failures += await _check_crosswalk(config, say)
         for source, problems in await asyncio.gather(*(one(s) for s in sources)):
             if problems:
                 failures += len(problems)
@@ -36,6 +38,22 @@ async def _check_sources(config: Config, say: Callable[[str], None]) -> int:
     finally:
         await sources.aclose()
     return failures
+
+
+async def _check_crosswalk(config: Config, say: Callable[[str], None]) -> int:
+    from gateway.crosswalk import CrosswalkError, open_crosswalk
+
+    assert config.identity is not None
+    try:
+        async with open_crosswalk(config.identity.store,
+                                  base_dir=config.identity.base_dir) as crosswalk:
+            stats = await crosswalk.stats()
+    except CrosswalkError as exc:
+        say(f"identity.store: {exc}")
+        return 1
+    say(f"identity.store: ok ({stats.get('records', 0)} records of "
+        f"{stats.get('customers', 0)} customers indexed)")
+    return 0
 
 
 def run_check(path: str, *, connect: bool, environ: Mapping[str, str],

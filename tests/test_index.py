@@ -286,3 +286,12 @@ async def test_a_changed_secret_requires_a_full_index(shops):
     finally:
         SECRET = original
         ENV["IDX_SECRET"] = original
+
+
+def test_check_connect_opens_the_crosswalk(shops, capsys, monkeypatch):
+    shops.put("one", 1, "Ada Lovelace", "ada@x.org")
+    monkeypatch.setenv("IDX_SECRET", SECRET)
+    assert main(["index", "--config", str(shops.config_path)]) == 0
+    assert main(["check", "--config", str(shops.config_path), "--connect"]) == 0
+    out = capsys.readouterr().out
+    assert "identity.store: ok (1 records of 1 customers indexed)" in out
