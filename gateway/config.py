@@ -26,6 +26,7 @@ from gateway.mapping import (
     CustomerMapping,
     FieldSpec,
 )
+from gateway.survivorship import Survivorship, parse_survivorship
 from gateway.transforms import TRANSFORMS, SourceDefaults
 
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -110,6 +111,7 @@ class Config:
     sources: Mapping[str, SourceConfig]
     gateway: Mapping[str, Any]
     identity: IdentityConfig | None = None
+    survivorship: Survivorship = field(default_factory=Survivorship)
 
     @property
     def shops(self) -> dict[str, str]:
@@ -167,7 +169,8 @@ class _Loader:
         return value
 
     def document(self, document: Any, path: str) -> Config:
-        top = self.mapping(document, "(top level)", ("gateway", "sources", "identity"))
+        top = self.mapping(document, "(top level)",
+                           ("gateway", "sources", "identity", "survivorship"))
         sources_doc = self.mapping(top.get("sources"), "sources")
         if not sources_doc and not self.problems:
             self.problem("sources", "no sources configured; add at least one source")
@@ -177,7 +180,15 @@ class _Loader:
             if source is not None:
                 sources[source.name] = source
         identity = self.identity(top["identity"]) if "identity" in top else None
-        return Config(path, sources, self.mapping(top.get("gateway"), "gateway"), identity)
+        survivorship = self.survivorship(top.get("survivorship"), [str(n) for n in sources_doc])
+        return Config(path, sources, self.mapping(top.get("gateway"), "gateway"), identity,
+                      survivorship)
+
+    def survivorship(self, doc: Any, sources: list[str]) -> Survivorship:
+        rules, problems = parse_survivorship(doc, sources, "survivorship")
+        for location, message in problems:
+            self.problem(location, message)
+        return rules
 
     def identity(self, doc: Any) -> IdentityConfig | None:
         from gateway.crosswalk import DEFAULT_URL, KeyHasher, open_crosswalk

@@ -51,24 +51,33 @@ class Provenance:
     record_id: str = strawberry.field(description="Local key of the record in that source.")
 
 
+CHOSEN_BY = ("Why this value won: the survivorship rule and its detail, e.g. "
+             "\"most_frequent (3 of 4 records)\" or \"source_priority (crm first)\".")
+
+
 @strawberry.type(description="A person's name as one source gives it.")
 class PersonName:
     given: str | None
     family: str | None
     full: str | None
     source: Provenance
+    chosen_by: str = strawberry.field(
+        description="Why this name won: the survivorship rule and its detail, e.g. "
+                    "\"most_complete (3 parts)\"; \"listed\" for an entry of `names`.")
 
 
 @strawberry.type(description="A text value with its provenance.")
 class SourcedText:
     value: str
     source: Provenance
+    chosen_by: str = strawberry.field(description=CHOSEN_BY)
 
 
 @strawberry.type(description="A date with its provenance.")
 class SourcedDate:
     value: date
     source: Provenance
+    chosen_by: str = strawberry.field(description=CHOSEN_BY)
 
 
 @strawberry.type(description="An e-mail address (lower-cased), once per address.")

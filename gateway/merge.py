@@ -1,8 +1,9 @@
-"""Survivorship: build one customer's unified values from its records, with provenance.
+"""Merge: build one customer's unified values from its records, with provenance.
 
-Records come in source order (config order, then local key); the first source that
-gives a value wins the single-valued fields, and lists keep every distinct value with
-every source that gives it.
+Records come in source order (config order, then local key). The single-valued fields
+(name, legal name, birth date, kind) are picked by the configured survivorship rules
+(:mod:`gateway.survivorship`; by default the first source that gives a value wins), and
+lists keep every distinct value with every source that gives it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import strawberry
 from gateway import graphql_types as gt
 from gateway.identity import Cluster
 from gateway.records import CustomerRecord, InteractionRecord, TransactionRecord
+from gateway.survivorship import Survivorship, pick_value
 from gateway.transforms import normalize_email
 
 T = TypeVar("T")
+CONFIG_ORDER = Survivorship()  # no `survivorship:` section: the first source with a value wins
 
 
 @dataclass(frozen=True)
@@ -58,22 +61,25 @@ def _distinct(items: Iterable[tuple[Hashable, CustomerRecord, T]],
     return [build(value, provenance(rec), seen[key]) for key, (value, rec) in first.items()]
 
 
-def customer_values(found: Cluster, shops: Mapping[str, str]) -> CustomerValues:
+def customer_values(found: Cluster, shops: Mapping[str, str],
+                    rules: Survivorship = CONFIG_ORDER) -> CustomerValues:
     records = found.records
     person_names = _distinct(
         ((((r.given_name or "").casefold(), (r.family_name or "").casefold(),
            (r.full_name or "").casefold()), r, r)
          for r in records if r.given_name or r.family_name or r.full_name),
         lambda r, p, _: gt.PersonName(given=r.given_name, family=r.family_name, full=r.full_name,
-                                      source=p))
-    complete = [n for n in person_names if n.given and n.family]
-    legal = next((r for r in records if r.legal_name), None)
-    born = next((r for r in records if r.birth_date), None)
-    kind = gt.CustomerKind(records[0].kind if records[0].kind in ("PERSON", "ORGANIZATION")
-                           else "PERSON")
-    name = (complete or person_names or [None])[0]
+                                      source=p, chosen_by="listed"))
+    chosen_name = pick_value(rules, "name", records)
+    legal = pick_value(rules, "legal_name", records)
+    born = pick_value(rules, "birth_date", records)
+    chosen_kind = pick_value(rules, "kind", records)
+    kind = gt.CustomerKind(chosen_kind.value if chosen_kind else "PERSON")
+    name = gt.PersonName(given=chosen_name.value[0], family=chosen_name.value[1],
+                         full=chosen_name.value[2], source=provenance(chosen_name.record),
+                         chosen_by=chosen_name.reason) if chosen_name else None
     person = name.full if name else None
-    organization = legal.legal_name if legal else None
+    organization = legal.value if legal else None
     return CustomerValues(
         id=found.id,
         kind=kind,
@@ -81,10 +87,10 @@ def customer_values(found: Cluster, shops: Mapping[str, str]) -> CustomerValues:
         else (person or organization),
         name=name,
         names=person_names,
-        legal_name=gt.SourcedText(value=organization, source=provenance(legal))
-        if legal and organization else None,
-        birth_date=gt.SourcedDate(value=born.birth_date, source=provenance(born))
-        if born and born.birth_date else None,
+        legal_name=gt.SourcedText(value=legal.value, source=provenance(legal.record),
+                                  chosen_by=legal.reason) if legal else None,
+        birth_date=gt.SourcedDate(value=born.value, source=provenance(born.record),
+                                  chosen_by=born.reason) if born else None,
         emails=_distinct(
             ((normalize_email(e.value), r, e) for r in records for e in r.emails),
             lambda e, p, ps: gt.Email(address=normalize_email(e.value) or e.value, type=e.type,

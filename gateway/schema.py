@@ -88,7 +88,7 @@ class Customer:
 
     @classmethod
     def of(cls, found: Cluster, sources: SourceSet) -> Customer:
-        values = merge.customer_values(found, sources.shops)
+        values = merge.customer_values(found, sources.shops, sources.survivorship)
         return cls(cluster=found, **{k: getattr(values, k) for k in values.__dataclass_fields__})
 
     @strawberry.field(description="Payments, invoices, refunds and credits across every shop, "

@@ -10,6 +10,7 @@ from connectors import registry
 from connectors.base import Connector
 from connectors.errors import ConnectorError
 from gateway.config import Config, SourceConfig
+from gateway.survivorship import Survivorship
 
 log = logging.getLogger("panorama.sources")
 
@@ -30,9 +31,11 @@ class Source:
 class SourceSet:
     """Every source of a config, in config order (which is the identity order)."""
 
-    def __init__(self, sources: list[Source]) -> None:
+    def __init__(self, sources: list[Source], survivorship: Survivorship | None = None) -> None:
         self._sources = {s.name: s for s in sources}
         self.rank = {s.name: s.rank for s in sources}
+        #: The parsed `survivorship:` rules that merge applies to every customer.
+        self.survivorship = survivorship or Survivorship()
 
     @classmethod
     def from_config(cls, config: Config) -> SourceSet:
@@ -42,7 +45,7 @@ class SourceSet:
             connector = connector_cls(sc.name, sc.connection, sc.entities(), timeout=sc.timeout,
                                       pool_size=sc.pool_size)
             sources.append(Source(sc, connector, rank))
-        return cls(sources)
+        return cls(sources, config.survivorship)
 
     def __iter__(self) -> Iterator[Source]:
         return iter(self._sources.values())
