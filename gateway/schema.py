@@ -70,7 +70,8 @@ class Customer:
     display_name: str | None = strawberry.field(
         description="How to address the customer: the legal name of an organization, else the "
                     "person's full name.")
-    name: gt.PersonName | None = strawberry.field(description="The preferred name (first source).")
+    name: gt.PersonName | None = strawberry.field(
+        description="The preferred name, chosen by the survivorship rules (`chosenBy` says how).")
     names: list[gt.PersonName] = strawberry.field(description="Every distinct name, per source.")
     legal_name: gt.SourcedText | None = strawberry.field(description="An organization's name.")
     birth_date: gt.SourcedDate | None

@@ -61,10 +61,10 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.indexing_cli import run_index
     from gateway.config import load_config
     from gateway.crm_server import create_crm_app, serve_in_background
     from gateway.demo.world import build_world
+    from gateway.indexing_cli import run_index
     from gateway.settings import Settings
 
     for name, number in (("--port", port), ("--crm-port", crm_port)):
