@@ -9,13 +9,14 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from decimal import Decimal
+from itertools import combinations
 from pathlib import Path
 
 import phonenumbers
 import pytest
 import yaml
 
-from gateway.demo.world import World, build_world
+from gateway.demo.world import World, build_world, deterministic_clusters
 
 SHOPS = ("paris", "london", "berlin")
 DEFAULT_COUNTRY = {"paris": "FR", "london": "GB", "berlin": "DE", "crm": "FR"}
@@ -42,7 +43,9 @@ def directory(world: World) -> Path:
 
 @pytest.fixture(scope="module")
 def records(world: World, directory: Path) -> dict[tuple[str, str], dict]:
-    """Every customer record of every source: raw values and match keys."""
+    """Every customer record of every source: raw values and match keys (placeholders are no
+    key: they are hostile inputs, see test_hostile_inputs_are_planted)."""
+    placeholders = {h["value"] for h in world.truth["hostile"] if h["kind"].startswith("placeholder")}
     out = {}
     for shop, (table, key, email, phones, (card_table, card, card_key)) in IDENTIFIERS.items():
         with sqlite3.connect(directory / f"{shop}.db") as db:
@@ -50,12 +53,13 @@ def records(world: World, directory: Path) -> dict[tuple[str, str], dict]:
             cards = dict(db.execute(f"SELECT {card_key}, {card} FROM {card_table}").fetchall())
             for row in db.execute(f"SELECT * FROM {table}"):
                 out[(shop, str(row[key]))] = _record(
-                    shop, row[email], [row[p] for p in phones], cards.get(row[key]), dict(row))
+                    shop, row[email], [row[p] for p in phones], cards.get(row[key]), dict(row),
+                    placeholders)
     for contact in world.crm_seed["contacts"]:
         props = contact["properties"]
         out[("crm", contact["id"])] = _record(
             "crm", props["email"], [props["phone"], props["mobilephone"]], props["loyalty_card"],
-            props)
+            props, placeholders)
     return out
 
 
@@ -67,11 +71,13 @@ def _e164(text: str | None, country: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _record(source: str, email: str | None, phones: list, card: str | None, row: dict) -> dict:
+def _record(source: str, email: str | None, phones: list, card: str | None, row: dict,
+            placeholders: set[str]) -> dict:
     keys = set()
-    if email:
+    if email and email.strip().lower() not in placeholders:
         keys.add("email:" + email.strip().lower())
-    keys.update("phone:" + e for p in phones if (e := _e164(p, DEFAULT_COUNTRY[source])))
+    keys.update("phone:" + e for p in phones if p and re.sub(r"\D", "", p) not in placeholders
+                and (e := _e164(p, DEFAULT_COUNTRY[source])))
     if card:
         keys.add("card:" + re.sub(r"[\s-]", "", card).upper())
     return {"keys": keys, "email": email, "phones": [p for p in phones if p], "row": row}
@@ -102,6 +108,16 @@ def _clusters(records: dict) -> list[frozenset]:
 
 def _truth_clusters(world: World) -> list[frozenset]:
     return [frozenset(c["records"].items()) for c in world.truth["customers"]]
+
+
+def _key_clusters(world: World) -> list[frozenset]:
+    """What deterministic keys alone should find (fuzzy records apart, shared keys joined)."""
+    return [frozenset(c) for c in deterministic_clusters(world.truth)]
+
+
+def _hostile_refs(world: World, kind: str | None = None) -> set[tuple[str, str]]:
+    return {tuple(r) for h in world.truth["hostile"] if kind in (None, h["kind"])
+            for r in h["records"]}
 
 
 def _fold(text: str) -> str:
@@ -244,6 +260,7 @@ def _rows(world: World, source, entity) -> list[dict]:
 def test_the_gateway_mapping_and_identity_find_the_truth(world: World) -> None:
     from gateway.config import load_config
     from gateway.identity import cluster
+    from gateway.matching import Matcher
 
     config = load_config(world.config_path, {"PANORAMA_DEMO_CRM_TOKEN": "demo"})
     customers = []
@@ -251,16 +268,20 @@ def test_the_gateway_mapping_and_identity_find_the_truth(world: World) -> None:
         mapping = source.customer
         customers += [mapping.to_record(name, row, source.defaults)
                       for row in _rows(world, source, mapping.entity)]
-    assert all(p.valid for r in customers for p in r.phones)
+    placeholders = _hostile_refs(world, "placeholder_phone")
+    assert all(p.valid for r in customers if r.ref not in placeholders for p in r.phones)
     assert {r.kind for r in customers} == {"PERSON", "ORGANIZATION"}
     camille = next(r for r in customers if r.ref == ("paris", "1"))
     assert (camille.given_name, camille.family_name) == ("Camille", "Martin")
     assert [a.type for a in camille.addresses] == ["HOME", "BILLING"]
     london = next(r for r in customers if r.ref == ("london", "LDN-000001"))
     assert [c.points for c in london.cards] == [31] and london.given_name == "Camille"
-    clusters = cluster(customers, {name: i for i, name in enumerate(config.sources)})
+    # The demo's keys, as its gateway reads them (its identity rules: placeholders ignored).
+    assert config.identity is not None
+    keys = Matcher(config.identity.rules).keys
+    clusters = cluster(customers, {name: i for i, name in enumerate(config.sources)}, keys=keys)
     found = sorted(sorted(r.ref for r in c.records) for c in clusters)
-    assert found == sorted(map(sorted, _truth_clusters(world)))
+    assert found == sorted(map(sorted, _key_clusters(world)))
 
 
 def test_the_gateway_mapping_reads_every_transaction_and_interaction(world: World) -> None:
@@ -293,7 +314,25 @@ def test_the_gateway_mapping_reads_every_transaction_and_interaction(world: Worl
 def test_records_link_exactly_as_the_truth_says(world: World, records: dict) -> None:
     truth = _truth_clusters(world)
     assert sum(map(len, truth)) == len(records)
-    assert sorted(map(sorted, _clusters(records))) == sorted(map(sorted, truth))
+    assert sorted(map(sorted, _clusters(records))) == sorted(map(sorted, _key_clusters(world)))
+
+
+def test_deterministic_clusters_split_fuzzy_records_and_join_shared_keys() -> None:
+    truth = {"customers": [
+        {"records": {"paris": "1", "london": "L1", "crm": "9"},
+         "links": {"london": "fuzzy", "crm": "email"}},
+        {"records": {"paris": "2"}, "links": {}},
+        {"records": {"berlin": "3"}, "links": {}},
+        {"records": {"crm": "4"}, "links": {}},
+        {"records": {"paris": "5"}, "links": {}},
+    ], "hostile": [
+        {"kind": "card", "shared_key": True, "records": [["paris", "2"], ["berlin", "3"]]},
+        {"kind": "placeholder_email", "shared_key": False,
+         "records": [["crm", "4"], ["paris", "5"]]},
+    ]}
+    assert deterministic_clusters(truth) == [
+        [("paris", "1"), ("crm", "9")], [("london", "L1")], [("paris", "2"), ("berlin", "3")],
+        [("crm", "4")], [("paris", "5")]]
 
 
 def test_showcase_person_is_in_every_shop_and_the_crm(world: World, records: dict) -> None:
@@ -362,7 +401,10 @@ def test_overlap_proportions(world: World) -> None:
     prospects = [c for c in world.truth["customers"] if set(c["records"]) == {"crm"}]
     assert len(prospects) >= 20
     links = Counter(link for c in people for link in c["links"].values())
-    assert {"email", "typo", "phone", "card"} <= set(links)
+    assert {"email", "typo", "phone", "card", "fuzzy"} <= set(links)
+    multi = [c for c in people if len(set(c["records"]) & set(SHOPS)) > 1]
+    fuzzy = [c for c in multi if "fuzzy" in c["links"].values()]
+    assert 0.03 <= len(fuzzy) / len(multi) <= 0.08
     customers = [c for c in world.truth["customers"] if set(c["records"]) & set(SHOPS)]
     assert len(customers) == 400
 
@@ -384,6 +426,164 @@ def test_namesakes_stay_apart(world: World, records: dict) -> None:
         same_shop += bool(set(a["records"]) & set(b["records"]) & set(SHOPS))
     assert same_shop >= 1
     assert any(set(parties[t["parties"][1]]["records"]) == {"crm"} for t in traps)
+
+
+def _fuzzy_records(world: World) -> list[tuple[dict, tuple[str, str]]]:
+    """(customer, ref) of every record the truth says is linked fuzzily."""
+    return [(c, (shop, c["records"][shop])) for c in world.truth["customers"]
+            for shop, link in c["links"].items() if link == "fuzzy"]
+
+
+def _street_and_number(line: str | None) -> tuple[str, str] | None:
+    if not line:
+        return None
+    words = re.findall(r"\w+", _fold(line))
+    abbreviations = {"av": "avenue", "bd": "boulevard", "rd": "road"}
+    words = [abbreviations.get(w, w + "asse" if w.endswith("str") else w) for w in words]
+    number = next(w for w in words if w.isdigit())
+    return number, " ".join(sorted(w for w in words if w != number))
+
+
+def _person(shop: str, row: dict) -> dict:
+    """The identity attributes of a shop row, by meaning."""
+    if shop == "paris":
+        return {"name": (row["prenom"], row["nom"]), "birth": row["date_naissance"],
+                "email": row["courriel"], "phones": [row["telephone"]]}
+    if shop == "berlin":
+        return {"name": (row["Vorname"], row["Nachname"]), "birth": row["Geburtsdatum"],
+                "email": row["EMail"], "phones": [row["Telefon"]], "street": row["Strasse"]}
+    return {"name": tuple(row["full_name"].rsplit(" ", 1)), "birth": None,
+            "email": row["email_address"], "phones": [row["mobile"], row["home_phone"]],
+            "street": row["street"]}
+
+
+def test_fuzzy_records_share_no_key_and_differ_in_name(world: World, records: dict,
+                                                       directory: Path) -> None:
+    fuzzy = _fuzzy_records(world)
+    assert len(fuzzy) >= 5
+    with sqlite3.connect(directory / "paris.db") as db:
+        home = dict(db.execute("SELECT c.id, a.rue FROM clients c JOIN adresses a "
+                               "ON a.id = c.adresse_id").fetchall())
+    ways: Counter[str] = Counter()
+    corroborated: Counter[str] = Counter()
+    for customer, ref in fuzzy:
+        others = [r for r in customer["records"].items() if r != ref]
+        assert records[ref]["keys"], ref  # a new e-mail and phone...
+        assert not records[ref]["keys"] & set().union(*(records[r]["keys"] for r in others))
+        me = _person(ref[0], records[ref]["row"])
+        shops = [r for r in others if r[0] in SHOPS]
+        them = [_person(r[0], records[r]["row"]) for r in shops]
+        for person, r in [*zip(them, shops, strict=True), (me, ref)]:
+            if r[0] == "paris":
+                person["street"] = home.get(int(r[1]))
+        # ...a name written another way...
+        names = {tuple(_fold(n) for n in p["name"]) for p in them}
+        mine = tuple(_fold(n) for n in me["name"])
+        if mine[::-1] in names and mine not in names:
+            ways["swapped"] += 1
+        elif mine in names:
+            ways["accents"] += 1  # or case: the folded names agree
+        else:
+            ways["typo"] += 1
+        assert me["name"] not in {p["name"] for p in them}, ref
+        # ...and the birth date or the home to say it is the same person.
+        if me["birth"] and me["birth"] in {p["birth"] for p in them}:
+            corroborated["birth_date"] += 1
+        elif _street_and_number(me.get("street")) in {_street_and_number(p.get("street"))
+                                                      for p in them}:
+            corroborated["street"] += 1
+        else:
+            pytest.fail(f"nothing corroborates {ref}")
+    assert ways["typo"] and ways["swapped"] + ways["accents"]
+    assert set(corroborated) == {"birth_date", "street"}
+
+
+def test_hostile_inputs_are_planted(world: World, records: dict) -> None:
+    hostile = world.truth["hostile"]
+    assert {h["kind"] for h in hostile} == {"placeholder_email", "placeholder_phone",
+                                            "switchboard", "household", "card"}
+    assert {h["value"] for h in hostile if h["kind"].startswith("placeholder")} == {
+        "noemail@bakery.example", "none@none.fr", "0000000000", "0600000000"}
+    parties = {c["party"]: c for c in world.truth["customers"]}
+    special = {n for t in world.truth["traps"] for n in t["parties"]}
+    special |= {c["party"] for c, _ in _fuzzy_records(world)}
+    for case in hostile:
+        refs = [tuple(r) for r in case["records"]]
+        assert len(refs) == len(case["parties"]) >= 2 and len(set(refs)) == len(refs)
+        assert case["shared_key"] == (not case["kind"].startswith("placeholder"))
+        for n, ref in zip(case["parties"], refs, strict=True):
+            # one person known to one source only: no other customer's truth is touched
+            assert list(parties[n]["records"].items()) == [ref] and n not in special
+            written = records[ref]["row"]
+            assert any(case["value"] in re.sub(r"\s", "", str(v)).lower() or
+                       re.sub(r"\D", "", case["value"]) == re.sub(r"\D", "", str(v))
+                       for v in written.values() if v), (case["kind"], ref)
+        names = [parties[n]["name"] for n in case["parties"]]
+        assert len(set(names)) == len(names)
+        if case["shared_key"]:  # a real key the records share: only the guards keep them apart
+            assert set.intersection(*(records[r]["keys"] for r in refs))
+        else:
+            assert not set.intersection(*(records[r]["keys"] for r in refs))
+    by_kind = {h["kind"]: h for h in hostile}
+    assert len(by_kind["switchboard"]["records"]) > 6  # beyond the matcher's shared_key_limit
+    assert {s for s, _ in by_kind["switchboard"]["records"]} == {"paris", "crm"}
+    family = [records[tuple(r)]["row"] for r in by_kind["household"]["records"]]
+    assert len({r["Nachname"] for r in family}) == 1 and len({r["Strasse"] for r in family}) == 1
+    assert len({r["Vorname"] for r in family}) == len({r["Geburtsdatum"] for r in family}) == 3
+    paris, berlin = (records[tuple(r)]["row"] for r in by_kind["card"]["records"])
+    assert paris["carte_fidelite"] == berlin["Kundenkarte"]
+    assert paris["date_naissance"] != berlin["Geburtsdatum"] and paris["prenom"] != berlin["Vorname"]
+
+
+def test_the_matcher_finds_the_whole_truth(world: World) -> None:
+    """What `panorama index` does: the demo's identity rules over every record."""
+    from gateway.config import load_config
+    from gateway.matching import Matcher
+
+    config = load_config(world.config_path, {"PANORAMA_DEMO_CRM_TOKEN": "demo"})
+    assert config.identity is not None
+    customers = [mapping.to_record(name, row, source.defaults)
+                 for name, source in config.sources.items() if (mapping := source.customer)
+                 for row in _rows(world, source, mapping.entity)]
+    resolved = Matcher(config.identity.rules).resolve(
+        customers, rank={name: i for i, name in enumerate(config.sources)})
+    cluster_of = {r.ref: i for i, c in enumerate(resolved) for r in c.records}
+
+    def pairs(clusters) -> set:
+        return {frozenset(p) for c in clusters for p in combinations(sorted(c), 2)}
+
+    found = pairs([r.ref for r in c.records] for c in resolved)
+    truth = pairs(_truth_clusters(world))
+    precision, recall = len(found & truth) / len(found), len(found & truth) / len(truth)
+    assert 2 * precision * recall / (precision + recall) >= 0.98, (precision, recall)
+    fuzzy = _fuzzy_records(world)
+    for customer, ref in fuzzy:
+        assert {cluster_of[r] for r in customer["records"].items()} == {cluster_of[ref]}, ref
+        # The evidence says why: a fuzzy link to or from the record (the first record of a
+        # customer in source order has none of its own), corroborated.
+        links = [link for link in resolved[cluster_of[ref]].evidence.values()
+                 if link is not None and ref in (link.a, link.b)]
+        assert links and {link.rule for link in links} == {"fuzzy"}, (ref, links)
+        assert {"birth_date", "street"} & set(links[0].agreed), (ref, links)
+    for case in world.truth["hostile"]:
+        refs = [tuple(r) for r in case["records"]]
+        assert len({cluster_of[r] for r in refs}) == len(refs), case["kind"]
+    parties = {c["party"]: c for c in world.truth["customers"]}
+    for trap in world.truth["traps"]:
+        a, b = ({cluster_of[r] for r in parties[n]["records"].items()} for n in trap["parties"])
+        assert not a & b, trap
+
+
+def test_showcase_fuzzy_person(world: World, records: dict) -> None:
+    show = world.showcase["fuzzy"]
+    assert show["shop"] == "paris" and set(show["fuzzy"]) <= {"london", "berlin"}
+    customer = next(c for c in world.truth["customers"] if c["records"] == show["records"])
+    assert customer["name"] == show["name"]
+    paris = records[("paris", show["records"]["paris"])]
+    assert f"email:{show['email']}" in paris["keys"]
+    for shop, key in show["fuzzy"].items():
+        assert customer["links"][shop] == "fuzzy" and customer["records"][shop] == key
+        assert not records[(shop, key)]["keys"] & paris["keys"]
 
 
 def test_realistic_variations_between_linked_records(world: World, records: dict) -> None:
@@ -414,11 +614,13 @@ def _full_name(shop: str, row: dict) -> str | None:
     return f"{given} {family.title() if shop == 'paris' else family}" if family else None
 
 
-def test_cards_have_a_format_per_shop(records: dict) -> None:
+def test_cards_have_a_format_per_shop(world: World, records: dict) -> None:
     patterns = {"paris": r"PAR-\d{4}-\d{4}", "london": r"LDN \d{4} \d{4}", "berlin": r"B-\d{5}"}
-    for (source, _), rec in records.items():
+    reused = _hostile_refs(world, "card")  # Berlin issued one of Paris's numbers
+    for ref, rec in records.items():
+        source = ref[0]
         cards = [k for k in rec["keys"] if k.startswith("card:")]
-        if source in patterns and cards:
+        if source in patterns and cards and ref not in reused:
             raw = {"paris": "carte_fidelite", "berlin": "Kundenkarte"}.get(source)
             if raw:
                 assert re.fullmatch(patterns[source], rec["row"][raw])

@@ -85,7 +85,8 @@ def _properties(rng: random.Random, p: Party, card: str | None) -> dict[str, str
             "phone": phone, "mobilephone": mobile, "address": street, "city": city,
             "zip": postcode, "country": country, "company": company,
             "loyalty_card": written_card,
-            "lifecyclestage": "lead" if p.crm == "prospect" else "customer"}
+            "lifecyclestage": "lead" if p.crm == "prospect" else "customer",
+            **p.overrides.get("crm", {})}  # a switchboard or a placeholder (people.py)
 
 
 def _engagements(rng: random.Random, p: Party, since: datetime) -> list[tuple[str, str, dict]]:

@@ -103,6 +103,9 @@ STREETS: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 
+# The firm whose staff give its switchboard number as their phone (a hostile input).
+SWITCHBOARD_COMPANY = "Cabinet Lefort & Associés"
+
 # Wholesale customers of each shop: (name on the till, legal name).
 ORGANIZATIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "FR": (

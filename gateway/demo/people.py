@@ -12,13 +12,22 @@ How records of one person relate:
 - Cards never link two shops (each shop issues its own, with its own format). The CRM's
   ``loyalty_card`` property holds the card of the shop where the person signed up, written
   its own way, so some CRM contacts are linked only by their card.
+- Fuzzy: about one multi-shop person in twenty changed e-mail and phone before signing up in
+  another shop (moved, new provider), and that shop wrote the name slightly differently (a
+  typo, accents dropped, or given and family name swapped in London's full name). Only the
+  birth date (Paris, Berlin) or the home address (same house, written another way) says it is
+  the same person: only the probabilistic matcher (``panorama index``) links that record.
 - Traps: namesakes (same given and family name, their own e-mail and phone) must stay apart.
+- Hostile inputs, which must never link anyone: placeholder e-mails and phones, a company
+  switchboard number given by several employees, a family's home phone, and one card number
+  that two shops issued to two different people (see :func:`_hostile`).
 """
 
 from __future__ import annotations
 
 import random
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -37,6 +46,23 @@ ALL_SHOPS_SHARE, TWO_SHOPS_SHARE, ORG_SHARE, CRM_SHARE, PROSPECT_SHARE = 0.10, 0
 # How a second (or third) shop's record links to the first: weights.
 SHOP_LINKS = {"email": 72, "typo": 10, "phone": 18}
 CRM_LINKS = {"email": 72, "phone": 16, "card": 12}
+# Multi-shop people whose record in one other shop is linked only fuzzily.
+FUZZY_SHARE = 0.05
+# Hostile values: never evidence of who is who.
+# Placeholders: value -> source -> as written there.
+PLACEHOLDER_EMAILS = {
+    "noemail@bakery.example": {"paris": "noemail@bakery.example",
+                               "london": "NoEmail@Bakery.example",
+                               "berlin": "noemail@bakery.example"},
+    "none@none.fr": {"paris": "none@none.fr", "crm": "none@none.fr"}}
+PLACEHOLDER_PHONES = {"0000000000": {"paris": "0000000000", "berlin": "0000000000"},
+                      "0600000000": {"paris": "06 00 00 00 00", "crm": "0600000000"}}
+SWITCHBOARD = "145512000"  # a Paris office's number (national significant number)
+SWITCHBOARD_CARRIERS = {"paris": 5, "crm": 3}  # more than the matcher's shared_key_limit (6)
+# Street words a till abbreviates, as the matcher reads them back (it does not know rue -> r.
+# nor Street -> St: the names of the street then sort apart).
+STREET_ABBREVIATIONS = (("avenue ", "av. "), ("boulevard ", "bd "), ("straße", "str."),
+                        ("Straße", "Str."), (" Road", " Rd"))
 
 # Phone formats: a style name -> how to write (country, national number) in it.
 NATIONAL_STYLES = {"FR": ("spaced", "spaced", "compact", "dots"), "GB": ("spaced", "compact"),
@@ -86,9 +112,10 @@ class Party:
     billing: tuple[str, str, str] | None = None
     created: datetime = TODAY
     shops: list[str] = field(default_factory=list)  # first: where the person signed up
-    links: dict[str, str] = field(default_factory=dict)  # other shop -> email | typo | phone
+    links: dict[str, str] = field(default_factory=dict)  # other shop -> email|typo|phone|fuzzy
     crm: str | None = None  # email | phone | card | prospect; None: not in the CRM
     fixed: dict[str, dict] = field(default_factory=dict)  # hand-written shop records
+    overrides: dict[str, dict] = field(default_factory=dict)  # source -> hostile field values
 
     @property
     def name(self) -> str:
@@ -96,8 +123,9 @@ class Party:
 
 
 def populate(rng: random.Random, parties: list[Party], customers: int,
-             taken: set[str]) -> list[tuple[int, int]]:
-    """Add the random customers and CRM prospects; return the namesake pairs (traps).
+             taken: set[str]) -> tuple[list[tuple[int, int]], list[dict]]:
+    """Add the random customers and CRM prospects; return the namesake pairs (traps) and the
+    hostile cases (see :func:`_hostile`).
 
     ``parties`` holds the showcase parties already; they count towards every share.
     """
@@ -140,7 +168,114 @@ def populate(rng: random.Random, parties: list[Party], customers: int,
             p.links[shop] = rng.choices(list(SHOP_LINKS), weights=list(SHOP_LINKS.values()))[0]
         if p.kind == "PERSON" and p.crm is None and rng.random() < CRM_SHARE:
             p.crm = rng.choices(list(CRM_LINKS), weights=list(CRM_LINKS.values()))[0]
-    return traps
+    reserved = {n for pair in traps for n in pair}  # namesakes stay plain namesakes
+    _fuzzy(rng, parties[first:first + len(sizes)], reserved)
+    hostile = _hostile(rng, parties[first:], reserved, taken)
+    return traps, hostile
+
+
+def _fuzzy(rng: random.Random, people: list[Party], reserved: set[int]) -> None:
+    """Make one other shop of some multi-shop people a fuzzy link (see the module docstring).
+
+    At least one of them signed up in Paris (the demo queries them by their Paris e-mail).
+    """
+    multi = [p for p in people if len(p.shops) > 1]
+    # One word each: London splits its full name at the last space, and a typo next to an
+    # apostrophe (O'Brien -> O'rien) splits a name into other words.
+    candidates = [p for p in multi if p.n not in reserved
+                  and (p.given or "").isalpha() and (p.family or "").isalpha()]
+    count = min(len(candidates), max(1, round(len(multi) * FUZZY_SHARE)))
+    chosen = rng.sample(candidates, count)
+    paris = [p for p in candidates if p.shops[0] == "paris"]
+    if paris and not any(p.shops[0] == "paris" for p in chosen):
+        chosen[0] = rng.choice(paris)
+    for p in chosen:
+        p.links[rng.choice(p.shops[1:])] = "fuzzy"
+
+
+def _hostile(rng: random.Random, people: list[Party], reserved: set[int],
+             taken: set[str]) -> list[dict]:
+    """Plant values that look like identifiers and say nothing about who is who.
+
+    Each carrier is a person known to one source only (a one-shop customer outside the CRM,
+    or a CRM prospect), so that the truth of every other customer is untouched. Returns the
+    cases: ``{"kind", "value", "shared_key", "carriers": [(party, source), ...]}``;
+    ``shared_key`` says whether the value is a valid, non-placeholder key that a resolution
+    by keys alone (without the matcher's guards) would follow.
+    """
+    pools: dict[str, list[Party]] = {}
+    for p in people:
+        if p.kind == "PERSON" and p.n not in reserved and not p.links and (
+                (p.crm is None and len(p.shops) == 1) or (p.crm == "prospect" and not p.shops)):
+            pools.setdefault(p.shops[0] if p.shops else "crm", []).append(p)
+    for pool in pools.values():
+        rng.shuffle(pool)
+
+    def take(source: str, count: int, country: str | None = None,
+             apart: Iterable[Party] = ()) -> list[Party]:
+        """Up to ``count`` carriers, with given names unlike each other's (and ``apart``'s)."""
+        out: list[Party] = []
+        starts = {ascii_fold(p.given or "")[:3].lower() for p in apart}
+        for p in list(pools.get(source, ())):
+            start = ascii_fold(p.given or "")[:3].lower()
+            if len(out) < count and start not in starts and country in (None, p.country):
+                pools[source].remove(p)
+                starts.add(start)
+                out.append(p)
+        return out
+
+    cases: list[dict] = []
+
+    def case(kind: str, value: str, shared: bool, carriers: list[tuple[Party, str]]) -> None:
+        if len(carriers) >= 2:
+            cases.append({"kind": kind, "value": value, "shared_key": shared,
+                          "carriers": [(p.n, source) for p, source in carriers]})
+
+    # A card number two shops issued, to two people with other names and birth dates.
+    pair = take("paris", 1)
+    pair += take("berlin", 1, apart=pair)
+    if len(pair) == 2 and pair[0].birth != pair[1].birth:
+        card = card_number(rng, "paris", taken)
+        for p, shop in zip(pair, ("paris", "berlin"), strict=True):
+            p.overrides[shop] = {"card": card}
+        case("card", card, True, list(zip(pair, ("paris", "berlin"), strict=True)))
+    # A family sharing its home phone and address: one family name, other given names.
+    family = take("berlin", 3)
+    if len(family) >= 2:
+        home = family[0]
+        landline = _unique(taken, [], rng, lambda: "30" + rng.choice("2345689") + _digits(rng, 7))
+        written = f"0{landline[:2]} {landline[2:]}"  # 030 44712236
+        parent = rng.randint(1958, 1975)
+        years = [parent, parent + rng.choice((-3, -2, -1, 1, 2, 3)), parent + rng.randint(26, 32)]
+        for p, year in zip(family, years, strict=False):  # parents, then their child
+            p.family, p.address = home.family, home.address
+            p.birth = date(year, rng.randint(1, 12), rng.randint(1, 28)).isoformat()
+            if p is not home:
+                _emails(rng, p, taken)
+            p.overrides["berlin"] = {"phone": written}
+        case("household", written, True, [(p, "berlin") for p in family])
+    # A company switchboard: employees give the office number, in the shop and in the CRM.
+    office = phone_text("FR", SWITCHBOARD, "spaced")
+    staff = take("paris", SWITCHBOARD_CARRIERS["paris"], "FR")
+    crm_staff = take("crm", SWITCHBOARD_CARRIERS["crm"], "FR", apart=staff)
+    for p in staff:
+        p.overrides["paris"] = {"phone": phone_text("FR", SWITCHBOARD, rng.choice(
+            ("spaced", "compact", "dots", "plus")))}
+    for p in crm_staff:
+        p.overrides["crm"] = {"phone": office, "company": names.SWITCHBOARD_COMPANY,
+                              "mobilephone": phone_text(p.country, p.mobile, "e164")}
+    case("switchboard", office, True, [(p, "paris") for p in staff]
+         + [(p, "crm") for p in crm_staff])
+    # Placeholders typed to get past a mandatory field.
+    for field_name, values in (("email", PLACEHOLDER_EMAILS), ("phone", PLACEHOLDER_PHONES)):
+        for value, forms in values.items():
+            carriers = [(p, source) for source in forms for p in take(source, 1)]
+            for p, source in carriers:
+                p.overrides[source] = {field_name: forms[source]}
+                if source == "crm" and field_name == "phone":
+                    p.overrides[source]["mobilephone"] = None
+            case(f"placeholder_{field_name}", value, False, carriers)
+    return cases
 
 
 def _namesakes(rng: random.Random, people: list[Party], count: int) -> list[tuple[int, int]]:
@@ -166,17 +301,9 @@ def _namesakes(rng: random.Random, people: list[Party], count: int) -> list[tupl
 
 def _details(rng: random.Random, p: Party, taken: set[str]) -> None:
     """Draw the e-mails, phones, birth date, addresses and sign-up date of a new party."""
-    domains: tuple[str, ...] = EMAIL_DOMAINS[p.country]
-    if p.kind == "ORGANIZATION":
-        local = [ORDER_MAILBOX[p.country]]
-        domains = (f"{_slug(p.trading or '')}.example",)
-    else:
-        g, f = _slug(p.given or ""), _slug(p.family or "")
-        local = [f"{g}.{f}", f"{g[0]}{f}", f"{f}.{g}", f"{g}{f[0]}"]
+    if p.kind == "PERSON":
         p.birth = date(rng.randint(1946, 2005), rng.randint(1, 12), rng.randint(1, 28)).isoformat()
-        p.alt_email = _unique(taken, [f"{g[0]}.{f}@{d}" for d in ("example.com", "example.net")],
-                              rng)
-    p.email = _unique(taken, [f"{lp}@{d}" for lp in local for d in domains], rng)
+    _emails(rng, p, taken)
     p.mobile = _unique(taken, [], rng, lambda: _mobile(rng, p.country))
     if p.country == "GB" and rng.random() < 0.3:
         p.landline = _unique(taken, [], rng, lambda: "20" + rng.choice("378") + _digits(rng, 7))
@@ -187,6 +314,20 @@ def _details(rng: random.Random, p: Party, taken: set[str]) -> None:
         p.vat = _vat(rng, p.country)
     signed_up = TODAY - timedelta(days=rng.randint(400, 1800))
     p.created = signed_up.replace(hour=rng.randint(8, 18), minute=rng.randint(0, 59))
+
+
+def _emails(rng: random.Random, p: Party, taken: set[str]) -> None:
+    """Draw the party's e-mail (and a person's second address) from its name."""
+    domains: tuple[str, ...] = EMAIL_DOMAINS[p.country]
+    if p.kind == "ORGANIZATION":
+        local = [ORDER_MAILBOX[p.country]]
+        domains = (f"{_slug(p.trading or '')}.example",)
+    else:
+        g, f = _slug(p.given or ""), _slug(p.family or "")
+        local = [f"{g}.{f}", f"{g[0]}{f}", f"{f}.{g}", f"{g}{f[0]}"]
+        p.alt_email = _unique(taken, [f"{g[0]}.{f}@{d}" for d in ("example.com", "example.net")],
+                              rng)
+    p.email = _unique(taken, [f"{lp}@{d}" for lp in local for d in domains], rng)
 
 
 def _unique(taken: set[str], candidates: list[str], rng: random.Random, draw=None) -> str:
@@ -295,9 +436,12 @@ def _record(rng: random.Random, p: Party, shop: str, taken: set[str]) -> dict:
     link = p.links.get(shop, "first")
     local = SHOP_COUNTRY[shop] == p.country
     given, family = p.given, p.family
+    full_name = None  # London's full name, when it is not "given family"
     if p.kind == "PERSON":
         assert given and family
-        if not local and rng.random() < 0.6:
+        if link == "fuzzy":
+            given, family, full_name = _fuzzy_name(rng, given, family, shop)
+        elif not local and rng.random() < 0.6:
             given, family = _plain(given, rng), _plain(family, rng)
         if link == "typo":
             if rng.random() < 0.7:
@@ -313,26 +457,84 @@ def _record(rng: random.Random, p: Party, shop: str, taken: set[str]) -> dict:
         email: str | None = p.email if rng.random() < 0.8 else email_variant(p.email, rng)
     elif link == "phone":
         email = p.alt_email if rng.random() < 0.6 else None
+    elif link == "fuzzy":  # a new address, at the new provider
+        g, f = _slug(p.given or ""), _slug(p.family or "")
+        email = _unique(taken, [f"{lp}@{d}" for lp in (f"{g}.{f}", f"{g}_{f}", f"{f}{g[0]}")
+                                for d in EMAIL_DOMAINS[SHOP_COUNTRY[shop]]], rng)
     else:
         email = email_variant(p.email, rng) if rng.random() < 0.7 else p.email
     styles = NATIONAL_STYLES[p.country] if local and rng.random() < 0.85 else INTERNATIONAL_STYLES
     phone = None
-    if link in ("first", "phone") or rng.random() < 0.5:
+    if link == "fuzzy":  # a new number, of the shop's country
+        country = SHOP_COUNTRY[shop]
+        number = _unique(taken, [], rng, lambda: _mobile(rng, country))
+        phone = phone_text(country, number, rng.choice(NATIONAL_STYLES[country]))
+    elif link in ("first", "phone") or rng.random() < 0.5:
         phone = phone_text(p.country, p.mobile, rng.choice(styles))
     created = p.created
     if link != "first":
         created = min(p.created + timedelta(days=rng.randint(20, 900)), TODAY - timedelta(days=40))
     needs_card = p.crm == "card" and shop == p.shops[0]
-    return {
+    address = p.address if local and link == "first" else None
+    birth = p.birth if link == "first" or rng.random() < 0.3 else None
+    if link == "fuzzy":
+        # What says it is the same person: the birth date where the shop keeps one, and the
+        # home address where the other record has no birth date (London keeps none).
+        birth = p.birth if shop != "london" else None
+        if p.address and (shop == "london" or p.shops[0] == "london" or rng.random() < 0.3):
+            address = address_variant(p.address, rng)
+    record = {
         "given": given, "family": family, "email": email, "phone": phone,
         "landline": phone_text("GB", p.landline, "spaced") if p.landline and local else None,
-        "address": p.address if local and link == "first" else None,
+        "address": address,
         "billing": p.billing if local and link == "first" else None,
-        "birth": p.birth if link == "first" or rng.random() < 0.3 else None,
+        "birth": birth,
         "created": created,
         "card": card_number(rng, shop, taken) if needs_card or rng.random() < 0.88 else None,
         "sales": sales(rng, p.kind == "ORGANIZATION", created, link == "first"),
     }
+    if full_name:
+        record["full_name"] = full_name
+    record.update(p.overrides.get(shop, {}))
+    return record
+
+
+def _fuzzy_name(rng: random.Random, given: str, family: str,
+                shop: str) -> tuple[str, str, str | None]:
+    """The name as the shop of a fuzzy link wrote it: a typo, accents dropped, or (London's
+    full name) family name first. Returns (given, family, full name or None)."""
+    ways = ["typo"]
+    if ascii_fold(given + family) != given + family:
+        ways.append("accents")
+    if shop == "london":
+        ways.append("swapped")
+    way = rng.choice(ways)
+    if way == "accents":
+        return _plain(given, rng), _plain(family, rng), None
+    if way == "swapped":
+        return given, family, f"{family} {given}"
+    # A slip that keeps the names in the same alphabetical order: the matcher compares the
+    # words of a name sorted (so that swapped names agree), and Heike Hbuer sorts the other way.
+    def order(g: str, f: str) -> bool:
+        return ascii_fold(g).casefold() < ascii_fold(f).casefold()
+
+    for _ in range(6):
+        slipped = (given, typo(family, rng)) if rng.random() < 0.7 else (typo(given, rng), family)
+        if order(*slipped) == order(given, family):
+            return *slipped, None
+    return given, family + family[-1], None  # Huberr
+
+
+def address_variant(address: tuple[str, str, str], rng: random.Random) -> tuple[str, str, str]:
+    """The same home as another till wrote it: 12 av. Bosquet, 12, rue Cler, TORSTRASSE 5..."""
+    line, postcode, city = address
+    for long, short in STREET_ABBREVIATIONS:
+        if long in line and rng.random() < 0.6:
+            return line.replace(long, short, 1), postcode, city
+    if line[0].isdigit() and rng.random() < 0.4:
+        number, _, rest = line.partition(" ")
+        return f"{number}, {rest}", postcode, city
+    return line.upper(), postcode, city.upper()
 
 
 def card_number(rng: random.Random, shop: str, taken: set[str]) -> str:

@@ -2,7 +2,8 @@
 
 - paris.db: French, one row per client, addresses in their own table (home and billing ids on
   the client), money in integer cents.
-- london.db: English, one full-name column (trade accounts: a trading and a company name),
+- london.db: English, one full-name column (trade accounts: a trading and a company name;
+  now and then the family name first),
   text ids ("LDN-000123"), the card in a separate loyalty_accounts table, epoch-second dates,
   money as decimal text ("12.50").
 - berlin.db: German CamelCase, numbered invoices, credit notes, money as decimal text.
@@ -202,7 +203,7 @@ def write_london(path: Path, rows: Rows) -> dict[int, str]:
         if r["card"]:
             accounts.append((r["card"], key, _points(r), r["created"].date().isoformat()))
         # Trade accounts leave full_name empty: it would read as a person's name.
-        name = r["family"] and f"{r['given']} {r['family']}"
+        name = r.get("full_name") or r["family"] and f"{r['given']} {r['family']}"
         trading = None if p.kind == "PERSON" else r.get("trading") or p.trading
         street, postcode, town = r["address"] or (None, None, None)
         customers.append((key, "RETAIL" if p.kind == "PERSON" else "TRADE", name, trading,

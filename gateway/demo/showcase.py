@@ -4,6 +4,8 @@ Camille Martin shops in all three shops and is in the CRM: her e-mail is written
 her phone four, her given name is misspelt in Berlin, and she has purchases, payments, a
 refund (London), a credit note (Berlin), notes, a call, an e-mail and a meeting.
 Le Petit Bistro SARL is a restaurant buying wholesale in Paris and London, with open invoices.
+A third showcase value, "fuzzy", is drawn from the population: a person whose record in one
+other shop shares no e-mail, phone or card with the others (see people.py).
 """
 
 from __future__ import annotations
@@ -138,4 +140,17 @@ def values(shown: list[Party], keys: dict[str, dict[int, str]]) -> dict:
         "organization": {
             **ORGANIZATION, "card": ORGANIZATION["cards"]["paris"],
             "records": {source: ids[1] for source, ids in keys.items() if 1 in ids}},
+        "fuzzy": _fuzzy(shown, keys),
     }
+
+
+def _fuzzy(parties: list[Party], keys: dict[str, dict[int, str]]) -> dict | None:
+    """A person one of whose shop records only the probabilistic matcher links: queried by the
+    e-mail of their first shop (Paris when there is one), with the ids of every record."""
+    fuzzy = [p for p in parties if "fuzzy" in p.links.values()]
+    if not fuzzy:
+        return None
+    p = next((p for p in fuzzy if p.shops[0] == "paris"), fuzzy[0])
+    return {"name": p.name, "email": p.email, "shop": p.shops[0],
+            "records": {source: ids[p.n] for source, ids in keys.items() if p.n in ids},
+            "fuzzy": {shop: keys[shop][p.n] for shop, link in p.links.items() if link == "fuzzy"}}

@@ -25,8 +25,8 @@ class World:
 
     config_path: Path
     crm_seed: dict  # the CRM's objects, as gateway.crm_server takes them
-    showcase: dict  # the showcase person (name, email, phone, card, ...) and "organization"
-    truth: dict  # the expected customers and traps (also written to truth.json)
+    showcase: dict  # the showcase person (name, email, phone, card, ...), "organization", "fuzzy"
+    truth: dict  # the expected customers, traps and hostile inputs (also in truth.json)
 
 
 def build_world(directory: Path, *, seed: int = 7, customers: int = 400,
@@ -44,7 +44,7 @@ def build_world(directory: Path, *, seed: int = 7, customers: int = 400,
     rng = random.Random(seed)
     taken: set[str] = set()  # every e-mail, phone and card drawn so far: none is reused
     parties = showcase.parties(taken)
-    traps = people.populate(rng, parties, customers, taken)
+    traps, hostile = people.populate(rng, parties, customers, taken)
     keys: dict[str, dict[int, str]] = {}
     cards: dict[int, str] = {}  # party -> card of the shop it signed up at (the CRM keeps it)
     for shop, write in shops.WRITERS.items():
@@ -52,7 +52,7 @@ def build_world(directory: Path, *, seed: int = 7, customers: int = 400,
         keys[shop] = write(directory / f"{shop}.db", rows)
         cards.update((p.n, row["card"]) for p, row in rows if p.shops[0] == shop and row["card"])
     crm_seed, keys["crm"] = crm.seed(rng, parties, cards)
-    truth = _truth(parties, keys, traps)
+    truth = _truth(parties, keys, traps, hostile)
     _write_json(directory / "crm-seed.json", crm_seed)
     _write_json(directory / "truth.json", truth)
     config_path = directory / "panorama.yaml"
@@ -65,8 +65,44 @@ def build_world(directory: Path, *, seed: int = 7, customers: int = 400,
     return World(config_path, crm_seed, showcase.values(parties, keys), truth)
 
 
+def deterministic_clusters(truth: dict) -> list[list[tuple[str, str]]]:
+    """The customers as resolution by deterministic keys alone (no index) finds them.
+
+    ``truth["customers"]`` is the whole truth, fuzzy links included: it is what
+    ``panorama index`` (the probabilistic matcher) should find. Keys alone cannot find a
+    record linked fuzzily: it is a customer of its own here. And keys alone have no guard
+    against a real key that several people share (``hostile`` cases with ``shared_key``: a
+    switchboard, a family's phone, a card number two shops issued): their records are one
+    customer here. Placeholders are no key at all and join no one. Clusters are lists of
+    ``(source, key)``, each in truth order.
+    """
+    clusters: list[list[tuple[str, str]]] = []
+    for customer in truth["customers"]:
+        refs = customer["records"].items()
+        fuzzy = [ref for ref in refs if customer["links"].get(ref[0]) == "fuzzy"]
+        clusters += [[ref for ref in refs if ref not in fuzzy]] + [[ref] for ref in fuzzy]
+    index = {ref: i for i, refs in enumerate(clusters) for ref in refs}
+    parent = list(range(len(clusters)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for case in truth["hostile"]:
+        if case["shared_key"]:
+            first, *others = (find(index[tuple(ref)]) for ref in case["records"])
+            for other in others:
+                parent[find(other)] = find(first)
+    merged: dict[int, list[tuple[str, str]]] = {}
+    for i, refs in enumerate(clusters):
+        merged.setdefault(find(i), []).extend(refs)
+    return list(merged.values())
+
+
 def _truth(parties: list[people.Party], keys: dict[str, dict[int, str]],
-           traps: list[tuple[int, int]]) -> dict:
+           traps: list[tuple[int, int]], hostile: list[dict]) -> dict:
     customers = []
     for p in parties:
         records = {source: keys[source][p.n] for source in SOURCES if p.n in keys[source]}
@@ -77,11 +113,26 @@ def _truth(parties: list[people.Party], keys: dict[str, dict[int, str]],
                           "links": links})
     return {
         "about": "The expected customers: the records (source -> local key) of each party, and "
-                 "how each record after the first is linked (email; typo: e-mail, misspelt "
-                 "name; phone: phone only; card: CRM card only). Traps: parties with the same "
-                 "name that must stay apart.",
+                 "how each record after the first is linked to the first one. email: the same "
+                 "e-mail (other case or spaces; the name may lose its accents); typo: the same "
+                 "e-mail, a misspelt name; phone: the phone only (another e-mail or none); "
+                 "card: CRM only, the card of the shop where the person signed up; fuzzy: no "
+                 "shared e-mail, phone or card, a slightly different name (typo, accents "
+                 "dropped, or given and family name swapped in London's full name), and the "
+                 "same birth date or home address: only the probabilistic matcher (panorama "
+                 "index) links it. Traps: parties with the same name that must stay apart. "
+                 "Hostile: values that must link no one (placeholder_email, placeholder_phone: "
+                 "never a key; switchboard: a company number several employees gave; "
+                 "household: a family's home phone; card: one card number two shops issued to "
+                 "two people); shared_key says whether resolution by keys alone, without the "
+                 "matcher's guards, would wrongly join them (see world.deterministic_clusters).",
         "customers": customers,
         "traps": [{"name": parties[a].name, "parties": [a, b]} for a, b in traps],
+        "hostile": [{"kind": case["kind"], "value": case["value"],
+                     "shared_key": case["shared_key"],
+                     "parties": [n for n, _ in case["carriers"]],
+                     "records": [[source, keys[source][n]] for n, source in case["carriers"]]}
+                    for case in hostile],
     }
 
 
