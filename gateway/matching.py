@@ -43,8 +43,10 @@ LEGAL_FORMS = frozenset({
     "sarl", "sas", "sasu", "sa", "eurl", "sci", "snc", "gmbh", "ag", "kg", "ohg", "ug", "ev",
     "ltd", "limited", "plc", "llp", "llc", "inc", "corp", "co", "bv", "nv", "srl", "spa",
 })
+# Abbreviations written out before streets are compared. "st" is left alone: Street or Saint.
 STREET_WORDS = {"bd": "boulevard", "bld": "boulevard", "blvd": "boulevard", "av": "avenue",
-                "ave": "avenue", "rd": "road", "str": "strasse", "pl": "place"}
+                "ave": "avenue", "rd": "road", "str": "strasse", "pl": "place", "r": "rue",
+                "rte": "route", "ch": "chemin", "sq": "square"}
 NON_WORD = re.compile(r"[\W_]+")
 VOWELS = re.compile(r"[aeiouyhw]")
 SOUNDS = str.maketrans({"d": "t", "z": "s", "c": "k", "q": "k", "v": "f", "j": "i"})

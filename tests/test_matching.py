@@ -352,3 +352,11 @@ def check_demo(directory: Path, customers: int) -> float:
 
 def test_the_demo_world_resolves_as_the_truth_says(tmp_path: Path) -> None:
     assert check_demo(tmp_path, 300) >= 0.98
+
+
+def test_street_abbreviations_are_written_out_before_comparing():
+    from gateway.matching import _street, _street_similarity
+
+    assert _street_similarity(_street("23 r. de Rivoli"), _street("23, RUE DE RIVOLI")) == 1.0
+    assert _street_similarity(_street("4 av. Bosquet"), _street("4 avenue Bosquet")) == 1.0
+    assert _street_similarity(_street("4 av. Bosquet"), _street("6 avenue Bosquet")) < 0.5
