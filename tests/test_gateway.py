@@ -122,7 +122,25 @@ async def test_the_demo_example_queries_answer(world, config):
     money = results[1]["data"]["customerByPhone"]
     assert {t["shop"] for t in money["transactions"]} >= {"paris", "berlin"} or money["transactions"]
     assert money["interactions"], "the CRM's interactions are missing"
-    assert results[2]["data"]["customers"]["edges"]
+    assert results[2]["data"]["customerByEmail"]  # the fuzzy case: found, linked once indexed
+    assert results[3]["data"]["customers"]["edges"]
+
+
+async def test_once_indexed_the_demo_links_changed_emails_and_typos_with_evidence(world, config):
+    from gateway.config import load_config
+    from gateway.indexing_cli import run_index
+
+    assert await run_index(load_config(config, ENV), full=True) == 0
+    async with gateway_client(config, environ=ENV) as client:
+        body = await graphql(client, example_queries(world.showcase)[2][1])
+    customer = body["data"]["customerByEmail"]
+    fuzzy = world.showcase["fuzzy"]
+    assert {e["source"] for n in customer["names"] for e in [n["source"]]} >= set(fuzzy["fuzzy"])
+    (evidence,) = [e for e in customer["matchEvidence"] if e["rule"] == "fuzzy"]
+    assert evidence["record"] == {"source": next(iter(fuzzy["fuzzy"])),
+                                  "recordId": next(iter(fuzzy["fuzzy"].values()))}
+    assert "name" in evidence["agreed"] and 0.86 <= evidence["score"] <= 1.0
+    assert fuzzy["email"] not in str(customer["matchEvidence"])
 
 
 async def test_transactions_are_exact_newest_first_across_shops(world, config):

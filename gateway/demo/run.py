@@ -13,7 +13,7 @@ DEMO_TOKEN_ENV = "PANORAMA_DEMO_CRM_TOKEN"
 
 
 def example_queries(showcase: dict[str, Any]) -> list[tuple[str, str]]:
-    """The three queries the demo prints (and the tests run), as (title, query)."""
+    """The queries the demo prints (and the tests run), as (title, query)."""
     return [
         ("One customer known in three shops and the CRM, and why the records were linked",
          f'''{{
@@ -33,6 +33,16 @@ def example_queries(showcase: dict[str, Any]) -> list[tuple[str, str]]:
     name {{ full }}
     transactions(first: 8) {{ kind amount {{ amount currency }} shop date status }}
     interactions(first: 5) {{ channel date subject summary }}
+  }}
+}}'''),
+        ("A customer who changed e-mail and phone between shops, linked by the index on name, "
+         "birth date or address (rule: fuzzy)",
+         f'''{{
+  customerByEmail(email: "{showcase["fuzzy"]["email"]}") {{
+    displayName
+    names {{ full source {{ source }} }}
+    emails {{ address sources {{ source }} }}
+    matchEvidence {{ record {{ source recordId }} rule score agreed }}
   }}
 }}'''),
         ("Customers who live in Paris, first page",
