@@ -165,10 +165,15 @@ TRANSFORMS: dict[str, Transform] = {
 }
 
 
+# Letters that carry no combining mark to strip, yet are written plainly when accents are dropped.
+PLAIN_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "æ": "ae", "œ": "oe"})
+
+
 def fold(text: str) -> str:
     """Case- and accent-insensitive form of a text, for comparisons in the gateway."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return plain.translate(PLAIN_LETTERS).strip()
 
 
 def split_full_name(full: str | None) -> tuple[str | None, str | None]:

@@ -360,3 +360,11 @@ def test_street_abbreviations_are_written_out_before_comparing():
     assert _street_similarity(_street("23 r. de Rivoli"), _street("23, RUE DE RIVOLI")) == 1.0
     assert _street_similarity(_street("4 av. Bosquet"), _street("4 avenue Bosquet")) == 1.0
     assert _street_similarity(_street("4 av. Bosquet"), _street("6 avenue Bosquet")) < 0.5
+
+
+def test_folding_writes_plain_letters_for_dotless_i_and_friends():
+    from gateway.transforms import fold
+
+    assert fold("Yılmaz") == fold("YILMAZ") == "yilmaz"
+    assert fold("Łukasz Søren Œuvre") == "lukasz soren oeuvre"
+    assert fold("  Hélène ") == "helene"
