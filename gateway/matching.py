@@ -168,11 +168,28 @@ def _other_given_name(a: str, b: str) -> bool:
     return OSA.distance(a, b) > (1 if max(len(a), len(b)) < Matcher.long_given_name else 2)
 
 
+def _swapped(a: _Profile, b: _Profile) -> bool:
+    """Whether one record has given and family names the other way round."""
+    return bool(a.family) and a.family == "".join(b.given.split()) \
+        and b.family == "".join(a.given.split())
+
+
 def _aligned_given(a: _Profile, b: _Profile) -> tuple[str, str]:
     """The given names to compare, after a swap of given and family names in one record."""
-    if a.family and a.family == "".join(b.given.split()) and b.family == "".join(a.given.split()):
-        return "", ""
-    return a.given, b.given
+    return ("", "") if _swapped(a, b) else (a.given, b.given)
+
+
+def _other_family_name(a: str, b: str) -> bool:
+    """Like :func:`_other_given_name`; a compound name ending with the other is one family
+    (Ben Salah written as given "Ali Ben" and family "Salah" in a one-column shop)."""
+    if a and b and (a.endswith(b) or b.endswith(a)):
+        return False
+    return _other_given_name(a, b)
+
+
+def _aligned_family(a: _Profile, b: _Profile) -> tuple[str, str]:
+    """The family names to compare (Jones and Johnson at one address are two families)."""
+    return ("", "") if _swapped(a, b) else (a.family, b.family)
 
 
 class Matcher:
@@ -238,8 +255,9 @@ class Matcher:
         name = fuzz.ratio(a.name, b.name) / 100
         if name < fuzzy.min_name_similarity:
             return None
-        if a.kind != "ORGANIZATION" and _other_given_name(*_aligned_given(a, b)):
-            return None  # twins and siblings: one family name, one birth date, two people
+        if a.kind != "ORGANIZATION" and (_other_given_name(*_aligned_given(a, b))
+                                         or _other_family_name(*_aligned_family(a, b))):
+            return None  # siblings (one family name), neighbours (one address): two people
         similarity = {"name": name}
         if a.birth and b.birth:
             similarity["birth_date"] = float(a.birth == b.birth)

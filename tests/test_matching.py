@@ -368,3 +368,12 @@ def test_folding_writes_plain_letters_for_dotless_i_and_friends():
     assert fold("Yılmaz") == fold("YILMAZ") == "yilmaz"
     assert fold("Łukasz Søren Œuvre") == "lukasz soren oeuvre"
     assert fold("  Hélène ") == "helene"
+
+
+def test_neighbours_with_alike_names_are_two_families():
+    from gateway.matching import _other_family_name
+
+    assert _other_family_name("jones", "johnson")
+    assert not _other_family_name("dupont", "dupond")      # a typo
+    assert not _other_family_name("bensalah", "salah")     # a compound name split elsewhere
+    assert not _other_family_name("", "martin")            # unknown: no evidence either way
