@@ -288,3 +288,15 @@ async def test_health_readiness_and_graphiql(config):
         sources = await graphql(client, "{ sources { name kind shop ready } }")
     assert [s["name"] for s in sources["data"]["sources"]] == ["paris", "london", "berlin", "crm"]
     assert all(s["ready"] for s in sources["data"]["sources"])
+
+
+async def test_once_indexed_paging_gives_the_full_truth_hostile_cases_apart(world, config):
+    from gateway.config import load_config
+    from gateway.indexing_cli import run_index
+
+    assert await run_index(load_config(config, ENV), full=True) == 0
+    async with gateway_client(config, environ=ENV) as client:
+        nodes = await all_customers(client, page_size=50)
+    got = [records_of(n) for n in nodes]
+    assert len(got) == len(set(got)), "a customer came back twice"
+    assert set(got) == {frozenset(c["records"].items()) for c in world.truth["customers"]}
