@@ -72,7 +72,7 @@ class CustomerMapping:
     """The customer entity of one source."""
 
     entity: EntityMap
-    scalars: Mapping[str, FieldSpec]  # config.CUSTOMER_SCALARS that the source maps
+    scalars: Mapping[str, FieldSpec]  # mapping_loader.CUSTOMER_SCALARS that the source maps
     emails: tuple[ContactSpec, ...] = ()
     phones: tuple[ContactSpec, ...] = ()
     addresses: tuple[AddressSpec, ...] = ()
