@@ -190,9 +190,14 @@ class Indexer:
         """Resolve the scope, keep ids stable, and write it all in one crosswalk transaction."""
         members, clusters = await self._resolve(scope)
         previous = await self.crosswalk.members_of_refs(r.ref for r in scope)
-        # ids held by customers outside the scope must not be handed out again
-        in_scope = set(previous.values())
-        outside = {gid for gid in await self._ids_in_use() if gid not in in_scope}
+        # Ids held by customers outside the scope must not be handed out again. A full run has
+        # everything in scope; otherwise only the few ids a new customer could get are looked up.
+        outside: set[str] = set()
+        if not full:
+            in_scope = set(previous.values())
+            fresh = {encode_id(*c[0].ref) for c in clusters}
+            candidates = fresh | {f"{base}~{n}" for base in fresh for n in range(2, 6)}
+            outside = {g for g in await self.crosswalk.members(candidates) if g not in in_scope}
         ids, redirects = assign_ids(clusters, previous, self.sources.rank, outside.__contains__)
         run_members = [Member(ref, ids[i], evidence)
                        for i, cluster in enumerate(clusters)
@@ -213,9 +218,6 @@ class Indexer:
         report.removed = len(removed)
         report.links.update(e.rule for _, e in (p for m in members for p in m) if e is not None)
         return report
-
-    async def _ids_in_use(self) -> set[str]:
-        return {m.global_id async for m in self.crosswalk.all_members()}
 
     async def _scope(self, changed: list[CustomerRecord], full: bool) -> list[CustomerRecord]:
         """Changed records, plus every record that could link with them, plus their clusters."""
