@@ -18,12 +18,14 @@ import yaml
 from connectors import registry
 from connectors.query import EntityMap
 from gateway import secrets
+from gateway.crosswalk import DEFAULT_URL, CrosswalkConfigError, KeyHasher, open_crosswalk
 from gateway.mapping import ChildMapping, CustomerMapping
 from gateway.mapping_loader import (
     INTERACTION_FIELDS,
     TRANSACTION_FIELDS,
     MappingLoader,
 )
+from gateway.match_rules import parse_rules
 from gateway.survivorship import Survivorship, parse_survivorship
 from gateway.transforms import SourceDefaults
 
@@ -166,10 +168,6 @@ class _Loader(MappingLoader):
         return rules
 
     def identity(self, doc: Any) -> IdentityConfig | None:
-        from gateway.crosswalk import DEFAULT_URL, KeyHasher, open_crosswalk
-        from gateway.crosswalk.errors import CrosswalkConfigError
-        from gateway.match_rules import parse_rules
-
         doc = dict(self.mapping(doc, "identity"))
         secret_ref, store = doc.pop("secret", None), doc.pop("store", DEFAULT_URL)
         rules, problems = parse_rules(doc, "identity")

@@ -74,6 +74,7 @@ class Resolver:
         self._placed: dict[Ref, str] = {}  # ref -> global id, for records the index holds
         self._evidence: dict[Ref, Any] = {}  # ref -> the index's evidence for it
         self._loaded_ids: set[str] = set()
+        self._keys: dict[Ref, frozenset[str]] = {}  # match keys, computed once per record
 
     # -- calling sources ---------------------------------------------------------------
 
@@ -111,6 +112,12 @@ class Resolver:
             self._known.setdefault(record.ref, record)
         return records
 
+    def _keys_of(self, record: CustomerRecord) -> frozenset[str]:
+        keys = self._keys.get(record.ref)
+        if keys is None:
+            keys = self._keys[record.ref] = self.linker.keys(record)
+        return keys
+
     # -- identity ----------------------------------------------------------------------
 
     async def expand(self, seeds: Iterable[CustomerRecord]) -> list[Cluster]:
@@ -124,7 +131,7 @@ class Resolver:
             self._explored.update(r.ref for r in pending)
             before = set(self._known)
             await self._from_index(pending)
-            keys = set().union(*(self.linker.keys(r) for r in pending)) - self._searched
+            keys = set().union(*(self._keys_of(r) for r in pending)) - self._searched
             if keys:
                 self._searched |= keys
                 await asyncio.gather(*(self._lookup(source, keys) for source in self.sources))
@@ -132,7 +139,7 @@ class Resolver:
         if pending:  # the last round found records: place them, without following them further
             await self._from_index(pending)
         seed_refs = {r.ref for r in seeds}
-        clusters = cluster(self._known.values(), self.sources.rank, keys=self.linker.keys,
+        clusters = cluster(self._known.values(), self.sources.rank, keys=self._keys_of,
                            indexed=self._placed)
         return [replace(c, links={r.ref: self._evidence[r.ref] for r in c.records
                                   if self._evidence.get(r.ref) is not None})
@@ -182,7 +189,7 @@ class Resolver:
         """The customer carrying one match key (a key links records, so there is at most one)."""
         self._searched.add(key)
         await asyncio.gather(*(self._lookup(source, {key}) for source in self.sources))
-        seeds = [r for r in self._known.values() if key in self.linker.keys(r)]
+        seeds = [r for r in self._known.values() if key in self._keys_of(r)]
         clusters = await self.expand(seeds)
         return clusters[0] if clusters else None
 

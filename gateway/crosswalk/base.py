@@ -156,13 +156,17 @@ class Crosswalk(ABC):
     def all_members(self) -> AsyncIterator[Member]:
         """Every member, ordered by ref, streamed (memory stays bounded; iterate to the end)."""
 
-    @abstractmethod
     async def must_links(self) -> list[tuple[Ref, Ref]]:
         """Pairs a steward declared the same customer, each pair ordered, sorted."""
+        return await self._pairs("must_links")
 
-    @abstractmethod
     async def cannot_links(self) -> list[tuple[Ref, Ref]]:
         """Pairs a steward declared different customers, each pair ordered, sorted."""
+        return await self._pairs("cannot_links")
+
+    @abstractmethod
+    async def _pairs(self, table: str) -> list[tuple[Ref, Ref]]:
+        """Every pair of a constraint table (``must_links`` or ``cannot_links``), sorted."""
 
     @abstractmethod
     async def record_steward(

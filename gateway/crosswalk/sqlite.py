@@ -318,12 +318,6 @@ class SQLiteCrosswalk(Crosswalk):
                                  " ORDER BY a_source, a_key, b_source, b_key")
         return [rows.pair_from_row(row) for row in found]
 
-    async def must_links(self) -> list[tuple[Ref, Ref]]:
-        return await self._pairs("must_links")
-
-    async def cannot_links(self) -> list[tuple[Ref, Ref]]:
-        return await self._pairs("cannot_links")
-
     async def steward_log(self, limit: int = 100) -> list[StewardAction]:
         rows.check_limit(limit)
         found = await self._read("SELECT id, action, actor, reason, at, payload"
