@@ -192,6 +192,25 @@ def test_paging_next_after_until_the_last_page(client):
     assert ids(last) == ["10"] and "paging" not in last
 
 
+@pytest.mark.parametrize("bounds", [
+    [f("hs_object_id", "GT", "1")], [f("hs_object_id", "GTE", "2")],
+    [f("hs_object_id", "LT", "10")], [f("hs_object_id", "LTE", "9")],
+    [f("hs_object_id", "EQ", "9")], [f("hs_object_id", "GT", "0"), f("hs_object_id", "LT", "10")],
+    [f("hs_object_id", "GT", "10")], [f("hs_object_id", "GT", "9"), f("hs_object_id", "LT", "3")],
+], ids=lambda b: " ".join(x["operator"] + x["value"] for x in b))
+def test_id_ranges_answer_like_a_scan(client, bounds):
+    """An id-only search takes the bisecting path; a HAS_PROPERTY filter forces the scan."""
+    for sorts in ([], [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]):
+        fast = search(client, **where(*bounds, sorts=sorts, limit=2))
+        scan = search(client, **where(*bounds, f("hs_object_id", "HAS_PROPERTY"), sorts=sorts, limit=2))
+        assert fast == scan
+        if "paging" in fast:
+            after = fast["paging"]["next"]["after"]
+            assert search(client, **where(*bounds, sorts=sorts, limit=2, after=after)) == search(
+                client, **where(*bounds, f("hs_object_id", "HAS_PROPERTY"), sorts=sorts, limit=2,
+                                after=after))
+
+
 def _too_many(n_groups, per_group):
     return {"filterGroups": [{"filters": [f("city", "EQ", "x")] * per_group}] * n_groups}
 

@@ -174,6 +174,9 @@ class Store:
             self._load(object_type, list(items))
         self._link()
         self._add_calculated(tuple(card_properties))
+        # Each type's objects and ids in id order (the store is read-only): id ranges bisect them.
+        self.ordered = {t: list(objs.values()) for t, objs in self.objects.items()}
+        self.ids = {t: [int(i) for i in objs] for t, objs in self.objects.items()}
 
     # -- loading ---------------------------------------------------------------------------
 
