@@ -14,12 +14,14 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from connectors.errors import ConnectorError
 from connectors.query import Cond, Query
 from gateway.crosswalk import Crosswalk, Evidence, IndexRun, KeyHasher, Member
 from gateway.identity import encode_id, sort_key
+from gateway.index_work import WorkArea
 from gateway.matching import Matcher
 from gateway.records import CustomerRecord
 from gateway.sources import Source, SourceSet
@@ -110,13 +112,14 @@ def assign_ids(clusters: list[list[CustomerRecord]], previous: Mapping[Ref, str]
                    key=lambda i: (-len(clusters[i]), sort_key(rank, clusters[i][0])))
     ids: list[str] = [""] * len(clusters)
     used: set[str] = set()
+    held = set(previous.values())
     for i in order:
         counts = Counter(previous[r.ref] for r in clusters[i] if r.ref in previous)
         kept = next((g for g in sorted(counts, key=lambda g: (-counts[g], g)) if g not in used), None)
         if kept is None:
             base = encode_id(*clusters[i][0].ref)
             kept, n = base, 2
-            while kept in used or (kept not in previous.values() and unavailable(kept)):
+            while kept in used or (kept not in held and unavailable(kept)):
                 kept, n = f"{base}~{n}", n + 1
         ids[i] = kept
         used.add(kept)
@@ -133,95 +136,143 @@ def assign_ids(clusters: list[list[CustomerRecord]], previous: Mapping[Ref, str]
 class Indexer:
     """One index run over a config's sources."""
 
+    #: Records resolved together in a whole run (whole components; more when one is larger).
+    batch_size = CHUNK
+
     def __init__(self, sources: SourceSet, crosswalk: Crosswalk, matcher: Matcher,
-                 hasher: KeyHasher, *, progress: Callable[[str, int], None] | None = None) -> None:
+                 hasher: KeyHasher, *, progress: Callable[[str, int], None] | None = None,
+                 work_dir: str | Path | None = None) -> None:
         self.sources = sources
+        self.work_dir = work_dir
         self.crosswalk = crosswalk
         self.matcher = matcher
         self.hasher = hasher
         self.progress = progress or (lambda source, n: None)
 
     def hashes(self, record: CustomerRecord) -> set[str]:
-        keys = set(self.matcher.keys(record)) | {f"block:{b}" for b in self.matcher.blocks(record)}
-        return {self.hasher.hash(k) for k in keys}
+        sig = self.matcher.signature(record)
+        return {self.hasher.hash(k) for k in (*sig.keys, *(f"block:{b}" for b in sig.blocks))}
 
     async def run(self, *, full: bool = False) -> IndexReport:
+        """Index what changed since the last run, or everything (``full``, or a first run).
+
+        When any source must be read whole (``full``, no watermark yet, or no ``updated_at``
+        mapped), every source is, and the run resolves them all through a :class:`WorkArea`
+        in bounded memory; otherwise only the changed records and their neighbours are.
+        """
         report = IndexReport()
-        changed: list[CustomerRecord] = []
         fingerprint = self.hasher.hash(SECRET_FINGERPRINT)
         stored = await self.crosswalk.watermark(SECRET_FINGERPRINT)
         if stored is not None and stored != fingerprint and not full:
             raise IndexFailed("identity.secret changed since the last index, so the stored hashes "
                               "no longer match: run `panorama index --full` to rebuild them")
         watermarks: dict[str, str] = {SECRET_FINGERPRINT: fingerprint}
+        plans: list[tuple[Source, tuple[str, ...], Any]] = []
         for source in self.sources:
-            mapping = source.config.customer
-            if mapping is None:
+            if source.config.customer is None:
                 continue
-            fields = identity_fields(mapping.entity.fields)
-            since = None if full else await self.crosswalk.watermark(source.name)
-            incremental = since is not None and "updated_at" in mapping.entity.fields
-            report.incremental[source.name] = incremental
-            where = Cond("updated_at", "gt", since) if incremental else None
-            count = 0
-            try:
-                async for records in read_records(source, where, fields):
-                    changed.extend(records)
-                    count += len(records)
-                    self.progress(source.name, len(records))
-            except ConnectorError as exc:
-                raise IndexFailed(f"source '{source.name}' could not be read ({exc.code}: "
-                                  f"{exc.detail}); nothing was written") from None
-            report.records[source.name] = count
-            stamps = [r.updated_at for r in changed if r.source == source.name and r.updated_at]
-            if stamps:
-                watermarks[source.name] = max(stamps).isoformat()
-        scope = await self._scope(changed, full)
-        return await self._commit(scope, report, watermarks=watermarks, full=full)
+            fields = identity_fields(source.config.customer.entity.fields)
+            since = None if full or "updated_at" not in fields else \
+                await self.crosswalk.watermark(source.name)
+            plans.append((source, fields, since))
+        if any(since is None for _, _, since in plans):
+            return await self._run_whole([(s, f, None) for s, f, _ in plans], report, watermarks)
+        changed: list[CustomerRecord] = []
+        async for records in self._read(plans, report, watermarks):
+            changed.extend(records)
+        return await self._commit(await self._scope(changed), report, watermarks=watermarks)
 
     async def reindex(self, refs: Iterable[Ref]) -> IndexReport:
         """Resolve again the customers of these records (after a steward's decision)."""
         report = IndexReport()
         records = await fetch_refs(self.sources, list(refs))
-        return await self._commit(await self._scope(records, False), report)
+        return await self._commit(await self._scope(records), report)
+
+    async def _read(self, plans: list[tuple[Source, tuple[str, ...], Any]], report: IndexReport,
+                    watermarks: dict[str, str]) -> AsyncIterator[list[CustomerRecord]]:
+        """Each source's records (changed since ``since`` when it is set), a chunk at a time."""
+        for source, fields, since in plans:
+            report.incremental[source.name] = since is not None
+            where = Cond("updated_at", "gt", since) if since is not None else None
+            count, latest = 0, None
+            try:
+                async for records in read_records(source, where, fields):
+                    count += len(records)
+                    stamps = [r.updated_at for r in records if r.updated_at]
+                    if stamps and (latest is None or max(stamps) > latest):
+                        latest = max(stamps)
+                    self.progress(source.name, len(records))
+                    yield records
+            except ConnectorError as exc:
+                raise IndexFailed(f"source '{source.name}' could not be read ({exc.code}: "
+                                  f"{exc.detail}); nothing was written") from None
+            report.records[source.name] = count
+            if latest is not None:
+                watermarks[source.name] = latest.isoformat()
+
+    async def _run_whole(self, plans: list[tuple[Source, tuple[str, ...], Any]], report: IndexReport,
+                         watermarks: dict[str, str]) -> IndexReport:
+        """Read every source, resolve component by component, write it all in one transaction."""
+        must = await self.crosswalk.must_links()
+        cannot = await self.crosswalk.cannot_links()
+        redirects: dict[str, str] = {}
+        with WorkArea(self.work_dir) as work:
+            work.expect_must_links(must)
+            async for records in self._read(plans, report, watermarks):
+                previous = await self.crosswalk.members_of_refs(r.ref for r in records)
+                work.add(records, [self.matcher.signature(r) for r in records], self.hasher,
+                         previous)
+            work.find_components(self.matcher.max_block_size)
+            oversized = work.oversized
+
+            def skip_block(block: str) -> bool:
+                return self.hasher.hash(f"block:{block}") in oversized
+
+            for batch in work.batches(self.batch_size):
+                previous = {r.ref: old for _, r, old in batch if old is not None}
+                numbers = {r.ref: n for n, r, _ in batch}
+                members, clusters = self._resolve([r for _, r, _ in batch], must, cannot,
+                                                  skip_block if oversized else None)
+                ids, moved = assign_ids(clusters, previous, self.sources.rank, work.held_elsewhere)
+                redirects.update(moved)
+                work.save((numbers[ref], Member(ref, ids[i], evidence))
+                          for i, cluster in enumerate(members) for ref, evidence in cluster)
+                report.customers += len(clusters)
+                report.links.update(e.rule for m in members for _, e in m if e is not None)
+            stats = await self.crosswalk.apply_index(IndexRun(
+                members=work.members(), key_hashes=work.key_hashes(), redirects=redirects,
+                watermarks=watermarks, scope_sources={s.name for s, _, _ in plans}))
+        report.redirects = len(redirects)
+        report.removed = stats.removed
+        return report
 
     async def _commit(self, scope: list[CustomerRecord], report: IndexReport, *,
-                      watermarks: dict[str, str] | None = None, full: bool = False) -> IndexReport:
-        """Resolve the scope, keep ids stable, and write it all in one crosswalk transaction."""
-        members, clusters = await self._resolve(scope)
+                      watermarks: dict[str, str] | None = None) -> IndexReport:
+        """Resolve a small scope, keep ids stable, and write it in one crosswalk transaction."""
+        members, clusters = self._resolve(scope, await self.crosswalk.must_links(),
+                                          await self.crosswalk.cannot_links())
         previous = await self.crosswalk.members_of_refs(r.ref for r in scope)
-        # Ids held by customers outside the scope must not be handed out again. A full run has
-        # everything in scope; otherwise only the few ids a new customer could get are looked up.
-        outside: set[str] = set()
-        if not full:
-            in_scope = set(previous.values())
-            fresh = {encode_id(*c[0].ref) for c in clusters}
-            candidates = fresh | {f"{base}~{n}" for base in fresh for n in range(2, 6)}
-            outside = {g for g in await self.crosswalk.members(candidates) if g not in in_scope}
+        # Ids held by customers outside the scope must not be handed out again: only the few
+        # ids a new customer could get are looked up.
+        in_scope = set(previous.values())
+        fresh = {encode_id(*c[0].ref) for c in clusters}
+        candidates = fresh | {f"{base}~{n}" for base in fresh for n in range(2, 6)}
+        outside = {g for g in await self.crosswalk.members(candidates) if g not in in_scope}
         ids, redirects = assign_ids(clusters, previous, self.sources.rank, outside.__contains__)
         run_members = [Member(ref, ids[i], evidence)
                        for i, cluster in enumerate(clusters)
                        for ref, evidence in members[i]]
-        removed: set[Ref] = set()
-        if full:
-            read = {r.ref for r in scope}
-            async for member in self.crosswalk.all_members():
-                if member.ref not in read:
-                    removed.add(member.ref)
         await self.crosswalk.apply_index(IndexRun(
-            members=run_members, removed=removed,
-            key_hashes={r.ref: self.hashes(r) for r in scope},
-            redirects=redirects, watermarks=watermarks or {},
-            scope_sources=set(report.records) if full else None))
+            members=run_members, key_hashes={r.ref: self.hashes(r) for r in scope},
+            redirects=redirects, watermarks=watermarks or {}))
         report.customers = len(clusters)
         report.redirects = len(redirects)
-        report.removed = len(removed)
         report.links.update(e.rule for _, e in (p for m in members for p in m) if e is not None)
         return report
 
-    async def _scope(self, changed: list[CustomerRecord], full: bool) -> list[CustomerRecord]:
+    async def _scope(self, changed: list[CustomerRecord]) -> list[CustomerRecord]:
         """Changed records, plus every record that could link with them, plus their clusters."""
-        if full or not changed:
+        if not changed:
             return changed
         known = {r.ref: r for r in changed}
         hashes = set().union(*(self.hashes(r) for r in changed))
@@ -235,11 +286,11 @@ class Indexer:
             known.setdefault(record.ref, record)
         return list(known.values())
 
-    async def _resolve(self, scope: list[CustomerRecord]):
-        must = await self.crosswalk.must_links()
-        cannot = await self.crosswalk.cannot_links()
+    def _resolve(self, scope: list[CustomerRecord], must: list[tuple[Ref, Ref]],
+                 cannot: list[tuple[Ref, Ref]], skip_block: Callable[[str], bool] | None = None
+                 ) -> tuple[list[list[tuple[Ref, Evidence | None]]], list[list[CustomerRecord]]]:
         resolved = self.matcher.resolve(scope, rank=self.sources.rank, must_link=must,
-                                        cannot_link=cannot)
+                                        cannot_link=cannot, skip_block=skip_block)
         clusters = [list(r.records) for r in resolved]
         members = [[(rec.ref, _evidence(rec.ref, r.evidence.get(rec.ref))) for rec in r.records]
                    for r in resolved]

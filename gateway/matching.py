@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -81,6 +81,25 @@ class Resolved:
     @property
     def id(self) -> str:
         return encode_id(self.first.source, self.first.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What the index keeps of a record to find its candidates without the record itself."""
+
+    keys: frozenset[str]
+    blocks: frozenset[str]
+    name: str  # folded, words sorted: what block members' names are compared on
+    cutoff: float  # the record's kind's name-similarity cutoff, 0-100
+
+
+def similar_pairs(names: Sequence[str], cutoffs: Sequence[float]) -> Iterator[tuple[int, int]]:
+    """Positions ``(x, y)``, ``x < y``, of names alike enough (at ``cutoffs[x]``) to compare."""
+    for x in range(len(names) - 1):
+        hits = process.extract(names[x], names[x + 1:], scorer=fuzz.ratio, processor=None,
+                               score_cutoff=cutoffs[x], limit=None)
+        for _, _, y in hits:
+            yield x, x + 1 + y
 
 
 class _Profile:
@@ -220,6 +239,12 @@ class Matcher:
         """The blocks of the record: only records sharing a block are compared."""
         return self._blocks(_Profile(self, record))
 
+    def signature(self, record: CustomerRecord) -> Signature:
+        """The record's keys, blocks and folded name, read in one pass."""
+        p = _Profile(self, record)
+        return Signature(p.keys, frozenset(self._blocks(p)), p.name,
+                         p.rules.fuzzy.min_name_similarity * 100)
+
     def _blocks(self, p: _Profile) -> set[str]:
         if not p.name or not p.rules.fuzzy.enabled:
             return set()
@@ -283,11 +308,14 @@ class Matcher:
 
     def resolve(self, records: Iterable[CustomerRecord], *, rank: Mapping[str, int] | None = None,
                 must_link: Iterable[tuple[Ref, Ref]] = (),
-                cannot_link: Iterable[tuple[Ref, Ref]] = ()) -> list[Resolved]:
+                cannot_link: Iterable[tuple[Ref, Ref]] = (),
+                skip_block: Callable[[str], bool] | None = None) -> list[Resolved]:
         """Group records into customers; the same input in any order gives the same result.
 
         ``rank`` orders sources (config order) for each customer's records and the result;
         ``must_link`` and ``cannot_link`` are stewards' decisions on pairs of record refs.
+        ``skip_block`` names blocks not to compare in: the index resolves a large run a
+        group of candidates at a time, and a block too large in the whole run stays skipped.
         """
         unique = {r.ref: r for r in records}
         profiles = [_Profile(self, unique[ref]) for ref in sorted(unique)]
@@ -300,7 +328,8 @@ class Matcher:
             if a in index and b in index:
                 clusters.union(index[a], index[b], Link(a, b, "steward", 1.0, ()), force=True)
         self._link_keys(profiles, clusters)
-        for link in sorted(self._fuzzy_links(profiles, clusters), key=lambda x: (-x.score, x.a, x.b)):
+        links = self._fuzzy_links(profiles, clusters, skip_block)
+        for link in sorted(links, key=lambda x: (-x.score, x.a, x.b)):
             clusters.union(index[link.a], index[link.b], link, weak=True)
         return clusters.resolved(dict(rank or {}))
 
@@ -343,28 +372,26 @@ class Matcher:
         cutoff = named[0].rules.fuzzy.min_name_similarity * 100
         return any(fuzz.ratio(named[0].name, p.name) < cutoff for p in named[1:])
 
-    def _fuzzy_links(self, profiles: list[_Profile], clusters: _Clusters) -> list[Link]:
+    def _fuzzy_links(self, profiles: list[_Profile], clusters: _Clusters,
+                     skip_block: Callable[[str], bool] | None = None) -> list[Link]:
         blocks: dict[str, list[int]] = defaultdict(list)
         for i, p in enumerate(profiles):
             for block in self._blocks(p):
                 blocks[block].append(i)
         seen: set[tuple[int, int]] = set()
         links = []
-        for members in blocks.values():
-            if not 1 < len(members) <= self.max_block_size:
+        for block, members in blocks.items():
+            if not 1 < len(members) <= self.max_block_size or (skip_block and skip_block(block)):
                 continue
             names = [profiles[i].name for i in members]
-            for x, i in enumerate(members[:-1]):
-                cutoff = profiles[i].rules.fuzzy.min_name_similarity * 100
-                hits = process.extract(names[x], names[x + 1:], scorer=fuzz.ratio, processor=None,
-                                       score_cutoff=cutoff, limit=None)
-                for _, _, y in hits:
-                    j = members[x + 1 + y]
-                    if (i, j) in seen or clusters.find(i) == clusters.find(j):
-                        continue
-                    seen.add((i, j))
-                    if link := self._compare(profiles[i], profiles[j]):
-                        links.append(link)
+            cutoffs = [profiles[i].rules.fuzzy.min_name_similarity * 100 for i in members]
+            for x, y in similar_pairs(names, cutoffs):
+                i, j = members[x], members[y]
+                if (i, j) in seen or clusters.find(i) == clusters.find(j):
+                    continue
+                seen.add((i, j))
+                if link := self._compare(profiles[i], profiles[j]):
+                    links.append(link)
         return links
 
 

@@ -14,7 +14,7 @@ One implementation per backend (``sqlite``, ``postgres``), same contract; the co
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -22,6 +22,9 @@ from typing import Any
 
 Ref = tuple[str, str]
 """A record: (source, local key)."""
+
+KeyHashes = Mapping[Ref, Iterable[str]] | Iterable[tuple[Ref, Iterable[str]]]
+"""Each ref's key hashes: a mapping, or a stream of ``(ref, hashes)`` pairs read once."""
 
 #: The steward actions the audit log knows.
 STEWARD_ACTIONS = ("link", "unlink", "merge", "split")
@@ -67,22 +70,25 @@ class IndexRun:
     """Everything one indexing run changes, applied by :meth:`Crosswalk.apply_index` at once.
 
     - ``members``: the new assignment (and evidence) of every ref the run looked at; refs
-      already stored are updated, others inserted.
+      already stored are updated, others inserted. Any iterable: it is read once, in batches,
+      so a large run can stream it.
     - ``removed``: refs gone from their source (deleted with their hashes). A ref cannot be
       both removed and a member.
     - ``key_hashes``: for each of these refs, its hashes *replace* the stored ones (an empty
-      set clears them). Every ref here must be a member after the run.
+      set clears them). Every ref here must be a member after the run. A mapping, or (to
+      stream) an iterable of ``(ref, hashes)`` pairs read once.
     - ``redirects``: retired id -> surviving id. A redirect from an id that still has members
       after the run is dropped: a live customer is never redirected.
     - ``watermarks``: source -> opaque watermark for incremental indexing.
     - ``scope_sources``: None for an incremental run (only the refs named above change);
       a set of sources for a run that re-read those sources whole, in which case every stored
-      ref of those sources that is not in ``members`` is removed too.
+      ref of those sources that is not in ``members`` is removed too, and the stored hashes
+      of those sources are all replaced by ``key_hashes``.
     """
 
-    members: list[Member] = field(default_factory=list)
+    members: Iterable[Member] = field(default_factory=list)
     removed: set[Ref] = field(default_factory=set)
-    key_hashes: dict[Ref, set[str]] = field(default_factory=dict)
+    key_hashes: KeyHashes = field(default_factory=dict)
     redirects: dict[str, str] = field(default_factory=dict)
     watermarks: dict[str, str] = field(default_factory=dict)
     scope_sources: set[str] | None = None

@@ -36,7 +36,7 @@ class KeyHasher:
 
     def hash(self, key: str) -> str:
         """The keyed hash of ``key`` (e.g. ``email:jean@example.com``)."""
-        return hmac.new(self._key, key.encode(), hashlib.sha256).hexdigest()[:HASH_LENGTH]
+        return hmac.digest(self._key, key.encode(), hashlib.sha256).hex()[:HASH_LENGTH]
 
     def __repr__(self) -> str:
         return "KeyHasher(secret=***)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -347,13 +347,20 @@ class PostgresCrosswalk(Crosswalk):
                     " WHERE r.source = m.source AND r.local_key = m.local_key)",
                     sorted(run.scope_sources)))
             written = _count(await conn.execute(UPSERT_MEMBERS))
-            await self._each_batch(
-                conn, f"DELETE FROM key_hashes AS k USING {REF_ROWS}"
-                " WHERE k.source = r.source AND k.local_key = r.local_key",
-                (rows.ref(r) for r in run.key_hashes))
+            if run.scope_sources is not None:
+                await conn.execute("DELETE FROM key_hashes WHERE source = ANY ($1::text[])",
+                                   sorted(run.scope_sources))
+            if isinstance(run.key_hashes, Mapping):
+                await self._each_batch(
+                    conn, f"DELETE FROM key_hashes AS k USING {REF_ROWS}"
+                    " WHERE k.source = r.source AND k.local_key = r.local_key",
+                    (rows.ref(r) for r in run.key_hashes))
+            elif run.scope_sources is None:
+                raise InvalidIndexRun("streamed key_hashes need scope_sources: only a run that"
+                                      " re-read its sources whole replaces hashes without a lookup")
             hashes = _count(await conn.copy_records_to_table(
                 "key_hashes", schema_name=self.schema, columns=("source", "local_key", "hash"),
-                records=rows.hash_rows(run.key_hashes)))
+                records=rows.hash_rows(rows.hash_items(run.key_hashes))))
             redirects = await self._each_batch(
                 conn, "INSERT INTO redirects (old_id, new_id)"
                 " SELECT * FROM unnest($1::text[], $2::text[])"

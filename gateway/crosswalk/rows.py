@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from gateway.crosswalk.base import STEWARD_ACTIONS, Evidence, Member, Ref, StewardAction
+from gateway.crosswalk.base import (
+    STEWARD_ACTIONS,
+    Evidence,
+    KeyHashes,
+    Member,
+    Ref,
+    StewardAction,
+)
 from gateway.crosswalk.errors import InvalidIndexRun, InvalidStewardAction
 
 T = TypeVar("T")
@@ -88,9 +95,14 @@ def member_from_row(row: Any, agreed: Iterable[str] | None) -> Member:
     return Member((source, key), global_id, Evidence(rule, score, tuple(agreed or ()), linked))
 
 
-def hash_rows(key_hashes: Mapping[Ref, Iterable[str]]) -> Iterator[tuple[str, str, str]]:
+def hash_items(key_hashes: KeyHashes) -> Iterable[tuple[Ref, Iterable[str]]]:
+    """``(ref, hashes)`` pairs of an :attr:`IndexRun.key_hashes`, mapping or stream."""
+    return key_hashes.items() if isinstance(key_hashes, Mapping) else key_hashes
+
+
+def hash_rows(items: Iterable[tuple[Ref, Iterable[str]]]) -> Iterator[tuple[str, str, str]]:
     """``(source, local_key, hash)`` rows; InvalidIndexRun for anything not shaped like a hash."""
-    for owner, hashes in key_hashes.items():
+    for owner, hashes in items:
         source, key = ref(owner)
         if isinstance(hashes, str):
             raise InvalidIndexRun(f"key hashes of {owner!r} must be a set of hashes, not a string")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -363,11 +363,18 @@ class SQLiteCrosswalk(Crosswalk):
                 gone += cursor.rowcount
             written = (await db.execute(UPSERT_MEMBERS)).rowcount
             await db.execute("DELETE FROM temp.run_members")
-            await self._each(db, "DELETE FROM key_hashes WHERE source = ? AND local_key = ?",
-                             (rows.ref(r) for r in run.key_hashes))
+            if run.scope_sources is not None:
+                await db.execute("DELETE FROM key_hashes WHERE source IN"
+                                 " (SELECT value FROM json_each(?))", (_json(sorted(run.scope_sources)),))
+            if isinstance(run.key_hashes, Mapping):
+                await self._each(db, "DELETE FROM key_hashes WHERE source = ? AND local_key = ?",
+                                 (rows.ref(r) for r in run.key_hashes))
+            elif run.scope_sources is None:
+                raise InvalidIndexRun("streamed key_hashes need scope_sources: only a run that"
+                                      " re-read its sources whole replaces hashes without a lookup")
             hashes = await self._each(
                 db, "INSERT INTO key_hashes (source, local_key, hash) VALUES (?, ?, ?)",
-                rows.hash_rows(run.key_hashes))
+                rows.hash_rows(rows.hash_items(run.key_hashes)))
             redirects = await self._each(
                 db, "INSERT INTO redirects (old_id, new_id) VALUES (?, ?)"
                 " ON CONFLICT (old_id) DO UPDATE SET new_id = excluded.new_id",
