@@ -18,6 +18,8 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from gateway.auth import Authenticator
+from gateway.auth.http import AuthGate, principal_of
 from gateway.config import Config, load_config
 from gateway.crosswalk import KeyHasher, open_crosswalk
 from gateway.linking import Linker
@@ -50,7 +52,7 @@ class GraphQLView(GraphQL):
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         resolver = Resolver(self.sources, self.settings, self.linker)
         context = Context(resolver, self.settings, self.sources, request=request,
-                          steward=self.steward)
+                          steward=self.steward, principal=principal_of(request))
         request.state.panorama = context
         return context
 
@@ -118,11 +120,16 @@ def create_app(settings: Settings, config: Config | None = None,
     steward = None
     if config.identity is not None and linker.crosswalk is not None and linker.matcher is not None:
         steward = Steward(sources, linker.crosswalk, linker.matcher,
-                          KeyHasher(config.identity.secret), settings.admin_token)
+                          KeyHasher(config.identity.secret))
+    authenticator = Authenticator(config.auth, settings.admin_token, config.path)
+    if authenticator.open:
+        log.warning("auth mode open: every caller without credentials is an admin; "
+                    "for local development only (docs/security.md)")
     view = GraphQLView(sources, settings, linker, steward)
     app = Starlette(
         routes=[
-            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/graphql", AuthGate(view, authenticator, ide=settings.graphiql),
+                  methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gateway.settings import SETTINGS, Settings, SettingsError
+from gateway.token_cli import add_commands as add_credential_commands
 
 DEMO_TOKEN_ENV = "PANORAMA_DEMO_CRM_TOKEN"
 
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     crm.add_argument("--token-env", default=None,
                      help="environment variable holding the bearer token clients must send")
     crm.set_defaults(func=cmd_crm_server)
+
+    add_credential_commands(sub)  # token, apikey
 
     schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
     schema.set_defaults(func=cmd_schema)

@@ -18,6 +18,7 @@ import yaml
 from connectors import registry
 from connectors.query import EntityMap
 from gateway import secrets
+from gateway.auth.config import AuthConfig, parse_auth
 from gateway.crosswalk import DEFAULT_URL, CrosswalkConfigError, KeyHasher, open_crosswalk
 from gateway.mapping import ChildMapping, CustomerMapping
 from gateway.mapping_loader import (
@@ -89,6 +90,7 @@ class Config:
     gateway: Mapping[str, Any]
     identity: IdentityConfig | None = None
     survivorship: Survivorship = field(default_factory=Survivorship)
+    auth: AuthConfig | None = None  # None: no `auth:` section, every request is refused
 
     @property
     def shops(self) -> dict[str, str]:
@@ -147,7 +149,7 @@ class _Loader(MappingLoader):
 
     def document(self, document: Any, path: str) -> Config:
         top = self.mapping(document, "(top level)",
-                           ("gateway", "sources", "identity", "survivorship"))
+                           ("gateway", "sources", "identity", "survivorship", "auth"))
         sources_doc = self.mapping(top.get("sources"), "sources")
         if not sources_doc and not self.problems:
             self.problem("sources", "no sources configured; add at least one source")
@@ -158,8 +160,15 @@ class _Loader(MappingLoader):
                 sources[source.name] = source
         identity = self.identity(top["identity"]) if "identity" in top else None
         survivorship = self.survivorship(top.get("survivorship"), [str(n) for n in sources_doc])
+        auth = self.auth(top["auth"]) if "auth" in top else None
         return Config(path, sources, self.mapping(top.get("gateway"), "gateway"), identity,
-                      survivorship)
+                      survivorship, auth)
+
+    def auth(self, doc: Any) -> AuthConfig | None:
+        config, problems = parse_auth(doc, self.environ, self.base_dir)
+        for location, message in problems:
+            self.problem(location, message)
+        return config
 
     def survivorship(self, doc: Any, sources: list[str]) -> Survivorship:
         rules, problems = parse_survivorship(doc, sources, "survivorship")

@@ -21,6 +21,7 @@ from gateway import merge
 from gateway.identity import Cluster
 from gateway.planner import CustomerFilter as FilterValue
 from gateway.planner import FilterError, card_key
+from gateway.principal import Principal
 from gateway.resolver import Resolver
 from gateway.schema_steward import Mutation, StewardLogEntry, steward_log
 from gateway.settings import Settings
@@ -42,6 +43,9 @@ class Context:
     sources: SourceSet
     request: Any = None
     steward: Any = None  # gateway.stewardship.Steward when the identity index is configured
+    # Who is asking, with the request's purpose; set for every query that ran over HTTP (the
+    # auth gate refuses requests without a credential), None only for a Context built by hand.
+    principal: Principal | None = None
     loaders: dict[str, DataLoader] = field(default_factory=dict)
 
     def loader(self, section: str) -> DataLoader:
@@ -179,7 +183,7 @@ class Query:
             raise user_error("number: empty card number; give the number printed on the card")
         return _customer(await info.context.resolver.by_key(key), info)
 
-    @strawberry.field(description="The stewards' audit log, newest first (admin token needed).")
+    @strawberry.field(description="The stewards' audit log, newest first (admin role needed).")
     async def steward_log(self, info: Info, first: int = 20) -> list[StewardLogEntry]:
         return await steward_log(info, first)
 

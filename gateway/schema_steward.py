@@ -44,7 +44,7 @@ def _steward(info: Info) -> tuple[Steward, str]:
                            "to the config (docs/identity.md)",
                            extensions={"code": "NOT_CONFIGURED"})
     try:
-        return steward, steward.authorize(info.context.request.headers)
+        return steward, steward.authorize(info.context.principal, info.context.request.headers)
     except StewardError as exc:
         raise GraphQLError(str(exc), extensions={"code": exc.code}) from None
 

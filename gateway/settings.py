@@ -69,8 +69,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ready_retry_seconds", 2, "Seconds between readiness probes of sources not yet seen.",
             _positive_int),
     Setting("log_level", "info", "Log level: debug, info, warning or error.", _log_level),
-    Setting("admin_token", "", "Bearer token for steward actions (link, unlink, merge, split); "
-                               "empty disables them. A secret: set it in the environment."),
+    Setting("admin_token", "", "A static bearer credential that authenticates as an admin "
+                               "service principal (steward actions included); empty: none. A "
+                               "secret: set it in the environment."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -5,13 +5,13 @@ of records), recorded with who, when and why, and applied at once by re-resolvin
 customers it touches. A later ``panorama index --full`` keeps it: the matcher takes the
 constraints as given.
 
-Steward actions need the admin token (``Authorization: Bearer <PANORAMA_ADMIN_TOKEN>``);
-the ``Panorama-Actor`` header names the person, for the log.
+Steward actions need a principal with the admin role (an admin's token, or the static
+``admin_token``); the log names the token's subject, or for a service credential the person the
+``Panorama-Actor`` header names.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from typing import Any
 from gateway.crosswalk import Crosswalk, KeyHasher, StewardAction
 from gateway.indexer import Indexer, fetch_refs
 from gateway.matching import Matcher
+from gateway.principal import Principal
 from gateway.sources import SourceSet
 
 Ref = tuple[str, str]
@@ -32,7 +33,7 @@ class StewardError(ValueError):
 
 
 class NotAuthorized(StewardError):
-    code = "UNAUTHENTICATED"
+    code = "FORBIDDEN"
 
 
 @dataclass
@@ -43,18 +44,18 @@ class Steward:
     crosswalk: Crosswalk
     matcher: Matcher
     hasher: KeyHasher
-    admin_token: str
 
-    def authorize(self, headers: Any) -> str:
-        """The actor's name, if the request carries the admin token."""
-        if not self.admin_token:
-            raise NotAuthorized("steward actions are disabled: set PANORAMA_ADMIN_TOKEN on the "
-                                "gateway and send it as `Authorization: Bearer <token>`")
-        given = (headers.get("authorization") or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
-            raise NotAuthorized("steward actions need the admin token: send "
-                                "`Authorization: Bearer <PANORAMA_ADMIN_TOKEN>`")
-        return (headers.get("panorama-actor") or "admin").strip()[:200] or "admin"
+    def authorize(self, principal: Principal | None, headers: Any) -> str:
+        """The actor's name for the log, if the principal is an admin."""
+        if principal is None or not principal.is_admin:
+            roles = ", ".join(principal.roles) if principal else "none"
+            raise NotAuthorized(f"steward actions need the admin role (this credential has: "
+                                f"{roles}); send an admin's token as `Authorization: Bearer "
+                                f"<token>`")
+        if principal.kind == "user":
+            return principal.subject  # a person's token names them; a header may not rename them
+        named = (headers.get("panorama-actor") or "").strip()[:200]
+        return named or principal.subject
 
     async def _existing(self, refs: Iterable[Ref]) -> list[Ref]:
         refs = list(dict.fromkeys(refs))

@@ -98,14 +98,25 @@ def test_demo_command_serves_the_demo_and_its_example_queries(tmp_path):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(f"{url}/readyz", process)
-        answer = httpx.post(f"{url}/graphql", json={"query": '{ customerByEmail(email: '
-                            '"camille.martin@example.fr") { sourceRecords { source } } }'}).json()
+        assert process.stdout is not None
+        printed = []  # what the demo printed before it served: examples, tokens, a curl line
+        while not printed or not printed[-1].startswith("From a shell:"):
+            printed.append(process.stdout.readline())
+        admin = next(line.split()[-1] for line in printed if line.startswith("  admin "))
+        query = '{ customerByEmail(email: "camille.martin@example.fr") { sourceRecords { source } } }'
+        refused = httpx.post(f"{url}/graphql", json={"query": query})
+        answer = httpx.post(f"{url}/graphql", json={"query": query},
+                            headers={"authorization": f"Bearer {admin}"}).json()
         assert {r["source"] for r in answer["data"]["customerByEmail"]["sourceRecords"]} == {
             "paris", "london", "berlin", "crm"}
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=10)
+    assert refused.status_code == 401
+    output = "".join(printed) + output
     assert "customerByEmail" in output and "customers(filter" in output  # the printed examples
+    for role in ("finance", "marketing", "support", "shop staff (paris)", "customer (Camille"):
+        assert f"\n  {role}" in output, role
     assert f"http://127.0.0.1:{port}/graphql" in output
 
 

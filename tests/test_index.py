@@ -14,6 +14,7 @@ from gateway.crosswalk import KeyHasher, open_crosswalk
 from gateway.identity import encode_id
 from gateway.indexer import Indexer, IndexFailed
 from gateway.matching import Matcher
+from gateway.principal import Principal
 from gateway.sources import SourceSet
 from tests.gateway_client import gateway_client, graphql
 
@@ -221,22 +222,41 @@ async def test_merge_and_split_customers(shops):
     assert larger["id"] == merged_id
 
 
-@pytest.mark.parametrize("headers, code", [
-    ({}, "UNAUTHENTICATED"),
-    ({"authorization": "Bearer wrong"}, "UNAUTHENTICATED"),
-])
-async def test_steward_actions_need_the_admin_token(shops, headers, code):
+LINK_STRANGERS = """mutation { linkRecords(records: [{source: "one", localId: "1"},
+                    {source: "two", localId: "10"}], reason: "x") { id } }"""
+
+
+async def index_two_strangers(shops) -> str:
+    """Index two unrelated records; return the mutation that links them."""
     shops.put("one", 1, "Ada Lovelace", "ada@x.org")
     shops.put("two", 10, "Bob Stone", "bob@x.org")
     await shops.index()
-    query = """mutation { linkRecords(records: [{source: "one", localId: "1"},
-               {source: "two", localId: "10"}], reason: "x") { id } }"""
-    async with gateway_client(shops.config_path, environ=ENV, admin_token="stew-token") as client:
-        body = await mutate(client, query, headers=headers)
-        log = await mutate(client, "{ stewardLog { action } }", headers=headers)
-    assert body["errors"][0]["extensions"]["code"] == code
-    assert "Authorization: Bearer" in body["errors"][0]["message"]
-    assert log["errors"][0]["extensions"]["code"] == code
+    return LINK_STRANGERS
+
+
+async def test_steward_actions_need_the_admin_role(shops):
+    query = await index_two_strangers(shops)
+    support = Principal(subject="sam", roles=("support",))
+    async with gateway_client(shops.config_path, environ=ENV, admin_token="stew-token",
+                              principal=support) as client:
+        body = await mutate(client, query, headers={})
+        log = await mutate(client, "{ stewardLog { action } }", headers={})
+        wrong = await client.post("/graphql", json={"query": query},
+                                  headers={"authorization": "Bearer wrong"})
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "admin role" in body["errors"][0]["message"]
+    assert log["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert wrong.status_code == 401
+    assert wrong.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_person_acting_as_steward_is_logged_by_their_token_not_a_header(shops):
+    query = await index_two_strangers(shops)
+    admin = Principal(subject="ines@bakery", roles=("admin",))
+    async with gateway_client(shops.config_path, environ=ENV, principal=admin) as client:
+        await mutate(client, query, headers={"panorama-actor": "someone-else"})
+        log = await mutate(client, "{ stewardLog { actor } }", headers={})
+    assert log["data"]["stewardLog"] == [{"actor": "ines@bakery"}]
 
 
 async def test_steward_errors_name_the_problem(shops):

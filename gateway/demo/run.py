@@ -55,6 +55,45 @@ def example_queries(showcase: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+async def _customer_id(config: Any, settings: Any, email: str) -> str | None:
+    """The showcase customer's global id, as the gateway will answer it (for its token)."""
+    from gateway.app import build_linker
+    from gateway.resolver import Resolver
+    from gateway.sources import SourceSet
+    from gateway.transforms import normalize_email
+
+    sources, linker = SourceSet.from_config(config), build_linker(config)
+    if linker.crosswalk is not None:
+        await linker.crosswalk.open()
+    try:
+        found = await Resolver(sources, settings, linker).by_key(f"email:{normalize_email(email)}")
+        return found.id if found else None
+    finally:
+        await sources.aclose()
+        if linker.crosswalk is not None:
+            await linker.crosswalk.aclose()
+
+
+def print_tokens(config: Any, config_path: Path, customer_id: str | None) -> dict[str, str]:
+    """Print a token per example role; return them by role."""
+    from gateway.auth import mint_token
+    from gateway.demo.principals import TOKEN_TTL_SECONDS, demo_principals
+
+    tokens: dict[str, str] = {}
+    print(f"Tokens of the example roles (valid {TOKEN_TTL_SECONDS // 3600} h), to send as "
+          f"`Authorization: Bearer <token>`; declare the purpose of a request with the "
+          f"`Panorama-Purpose: <purpose>` header:")
+    for label, principal in demo_principals(customer_id):
+        token = mint_token(config.auth.jwt, subject=principal.subject, roles=principal.roles,
+                           shop=principal.shop, region=principal.region,
+                           customer=principal.customer_id, ttl_seconds=TOKEN_TTL_SECONDS)
+        tokens.setdefault(principal.roles[0], token)
+        print(f"  {label:<26} {token}")
+    print(f"More while the demo runs: panorama token --config {config_path} --role ROLE "
+          f"[--shop S] [--customer ID] [--purpose P]\n")
+    return tokens
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -84,6 +123,10 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
             return 1
     world = build_world(directory, seed=seed, customers=customers,
                         crm_url=f"http://127.0.0.1:{crm_port}")
+    # The token secret is new every run: tokens of an earlier run (or forged from the seed) fail.
+    secret_path = directory / "auth.secret"
+    secret_path.chmod(0o600)
+    secret_path.write_text(secrets.token_urlsafe(48) + "\n", encoding="utf-8")
     token = secrets.token_urlsafe(24)  # the in-process CRM's bearer token, new every run
     crm = serve_in_background(create_crm_app(world.crm_seed, token=token), "127.0.0.1", crm_port)
     try:
@@ -91,12 +134,11 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
         print("Indexing identities (panorama index --full):")
         if asyncio.run(run_index(config, full=True)) != 0:
             return 1
-        given_token = os.environ.get("PANORAMA_ADMIN_TOKEN")
-        admin_token = given_token or secrets.token_urlsafe(18)  # demo-only, new every run
         settings = Settings.load(overrides={"config": str(world.config_path), "host": host,
-                                            "port": port, "admin_token": admin_token},
+                                            "port": port},
                                  environ=os.environ, file_section=dict(config.gateway))
         app = create_app(settings, config)
+        customer_id = asyncio.run(_customer_id(config, settings, world.showcase["email"]))
         url = f"http://{host}:{port}/graphql"
         print(f"\nPanorama demo: {len(config.sources)} sources "
               f"({', '.join(config.sources)}) from {world.config_path}")
@@ -104,11 +146,10 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
         print(f"GraphiQL: {url}\n")
         for title, query in example_queries(world.showcase):
             print(f"# {title}\n{query}\n")
+        tokens = print_tokens(config, world.config_path, customer_id)
         print(f"From a shell:  curl -s {url} -H 'content-type: application/json' "
-              f"-d '{{\"query\": \"{{ sources {{ name shop ready }} }}\"}}'\n")
-        shown = "$PANORAMA_ADMIN_TOKEN" if given_token else admin_token
-        print(f"Steward actions (linkRecords, unlinkRecord, mergeCustomers, splitCustomer) take "
-              f"the header `Authorization: Bearer {shown}` in this demo.\n")
+              f"-H 'authorization: Bearer {tokens['admin']}' "
+              f"-d '{{\"query\": \"{{ sources {{ name shop ready }} }}\"}}'\n", flush=True)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         crm.stop()

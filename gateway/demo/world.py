@@ -62,6 +62,10 @@ def build_world(directory: Path, *, seed: int = 7, customers: int = 400,
     # function of its arguments. Never do this for real data: see docs/identity.md.
     secret = hashlib.sha256(f"panorama-demo-{seed}".encode()).hexdigest()
     (directory / "identity.secret").write_text(secret + "\n", encoding="utf-8")
+    # Likewise the token secret, so the world loads as it is; `panorama demo` replaces it with a
+    # random one every run (tokens must not be forgeable by whoever knows the seed).
+    token_secret = hashlib.sha256(f"panorama-demo-tokens-{seed}".encode()).hexdigest()
+    (directory / "auth.secret").write_text(token_secret + "\n", encoding="utf-8")
     return World(config_path, crm_seed, showcase.values(parties, keys), truth)
 
 
