@@ -123,7 +123,8 @@ def _json(entry: AuditEntry) -> str:
         "id": entry.id, "at": entry.at, "kind": entry.kind, "subject": entry.subject,
         "roles": entry.roles, "purpose": entry.purpose, "customers": entry.customers,
         "fields": [{"path": f.path, "masked": f.masked} for f in entry.fields],
-        "details": entry.details, "prev_hash": entry.prev_hash, "hash": entry.hash,
+        "details": entry.details, "subject_kind": entry.subject_kind, "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
     }, option=orjson.OPT_UTC_Z).decode()
 
 

@@ -234,19 +234,34 @@ class AuditContract:
         await log.append_many([
             read("agent.smith", customers=("cus_a", "cus_b"), purpose="support"),
             AuditEvent("denied", "app:web", ("web",), "marketing", ("cus_a",)),
+            AuditEvent("read", "apikey:newsletter", ("marketing",), "marketing", ("cus_a",),
+                       ["Customer.emails"], subject_kind="service"),
             AuditEvent("read", "customer:cus_a", ("customer",), "self-service", ("cus_a",),
                        ["Customer.name"]),
             read("agent.jones", customers=("cus_b",)),
         ])
         page = await log.accesses("cus_a", own_subjects={"customer:cus_a"})
         assert [(a.id, a.subject, a.by_you, a.roles, a.purpose) for a in page.accesses] == [
-            (3, "customer:cus_a", True, ("customer",), "self-service"),
+            (4, "customer:cus_a", True, ("customer",), "self-service"),
+            (3, "apikey:newsletter", False, ("marketing",), "marketing"),  # an application: named
             (1, None, False, ("till",), "support")]  # reads only: the denied attempt is not there
-        assert page.accesses[1].fields == ("Customer.emails", "Customer.name")
-        shown = await log.accesses(["cus_a"], show_subjects=True, limit=1)
-        assert [a.subject for a in shown.accesses] == ["customer:cus_a"] and shown.next_before == 3
+        assert page.accesses[2].fields == ("Customer.emails", "Customer.name")
+        shown = await log.accesses(["cus_a"], show_subjects=True, limit=2)
+        assert [a.id for a in shown.accesses] == [4, 3] and shown.next_before == 3
         rest = await log.accesses("cus_a", show_subjects=True, before=shown.next_before)
         assert [a.subject for a in rest.accesses] == ["agent.smith"]
+
+    async def test_an_event_of_a_principal(self, log):
+        from gateway.principal import Principal
+
+        principal = Principal("apikey:till-paris", ("till",), shop="paris", purpose="support",
+                              kind="service")
+        entry = await log.append(AuditEvent.of(principal, "read", ["cus_a"], ["Customer.name"],
+                                               operation="customer"))
+        assert (entry.subject, entry.roles, entry.purpose, entry.subject_kind, entry.details) == (
+            "apikey:till-paris", ("till",), "support", "service", {"operation": "customer"})
+        with pytest.raises(InvalidAuditEvent, match="subject_kind"):
+            await log.append(AuditEvent("read", "x", subject_kind="robot"))
 
     # --- verification -------------------------------------------------------------------
 
@@ -271,7 +286,9 @@ class AuditContract:
           "UPDATE audit_entries SET id = 4 WHERE id = -3",
           "UPDATE audit_entries SET id = 3 WHERE id = -4"], 3, "moved from another place"),
         (["INSERT INTO audit_entries SELECT 7, at, kind, subject, roles, purpose, customers,"
-          " fields, details, prev_hash, hash FROM audit_entries WHERE id = 6"], 7, "is past the head"),
+          " fields, details, subject_kind, prev_hash, hash FROM audit_entries WHERE id = 6"], 7,
+         "is past the head"),
+        (["UPDATE audit_entries SET subject_kind = 'service' WHERE id = 6"], 6, "was edited"),
     ])
     async def test_tampering_is_found_at_the_first_bad_entry(self, log, statements, broken, says):
         await fill(log, 6)
@@ -596,7 +613,8 @@ def test_the_hash_covers_every_part_of_an_entry_in_a_canonical_form():
     import dataclasses
     for change in ({"id": 2}, {"at": at + timedelta(microseconds=1)}, {"kind": "denied"},
                    {"subject": "y"}, {"roles": ()}, {"purpose": None}, {"customers": ()},
-                   {"fields": ()}, {"details": {}}, {"prev_hash": "1" * 64}):
+                   {"fields": ()}, {"details": {}}, {"subject_kind": "service"},
+                   {"prev_hash": "1" * 64}):
         assert Chain().seal(dataclasses.replace(base, **change)) != Chain().seal(base), change
     sealed = with_hash(base, Chain().seal(base))
     assert Chain().seal(sealed) == sealed.hash  # the hash is not part of what it covers

@@ -30,6 +30,7 @@ from gateway.audit.postgres import DEFAULT_SCHEMA, PostgresAuditLog
 from gateway.audit.sqlite import SQLiteAuditLog
 from gateway.audit.types import (
     KINDS,
+    SUBJECT_KINDS,
     AccessPage,
     AuditEntry,
     AuditEvent,
@@ -71,6 +72,7 @@ __all__ = [
     "DEFAULT_URL",
     "GENESIS",
     "KINDS",
+    "SUBJECT_KINDS",
     "AccessPage",
     "AuditConfig",
     "AuditConfigError",

@@ -152,15 +152,17 @@ class AuditLog(ABC):
         """Who read a customer's data, when, for what purpose: the customer's own view.
 
         ``customers`` is the customer's id (and any retired id that redirects to it).
-        ``own_subjects`` are the customer's own principal subjects, shown as ``by_you``; other
-        subjects stay hidden unless ``show_subjects`` (see docs/audit.md for why).
+        ``own_subjects`` are the customer's own principal subjects, shown as ``by_you``;
+        applications (``service`` subjects) are named; people's subjects stay hidden unless
+        ``show_subjects`` (see docs/audit.md for why).
         """
         ids = (customers,) if isinstance(customers, str) else tuple(customers)
         page = await self.query(AuditFilter(customers=ids, kinds=("read",), before=before,
                                             limit=limit))
         return AccessPage([
             CustomerAccess(e.id, e.at, e.purpose, e.roles, tuple(f.path for f in e.fields),
-                           e.subject if show_subjects or e.subject in own_subjects else None,
+                           e.subject if show_subjects or e.subject_kind == "service"
+                           or e.subject in own_subjects else None,
                            e.subject in own_subjects)
             for e in page.entries], page.next_before)
 

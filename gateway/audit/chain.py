@@ -39,7 +39,7 @@ def canonical(entry: AuditEntry) -> bytes:
         "v": _VERSION, "id": entry.id, "at": stamp(entry.at), "kind": entry.kind,
         "subject": entry.subject, "roles": list(entry.roles), "purpose": entry.purpose,
         "customers": list(entry.customers), "fields": [[f.path, f.masked] for f in entry.fields],
-        "details": entry.details, "prev": entry.prev_hash,
+        "details": entry.details, "subject_kind": entry.subject_kind, "prev": entry.prev_hash,
     }, option=orjson.OPT_SORT_KEYS)
 
 
@@ -126,7 +126,7 @@ class Walk:
             return self._break(entry.id, f"does not follow entry {self.last_id}: its link (prev_hash)"
                                          " is not that entry's hash (entries were inserted, replaced or"
                                          " reordered)")
-        indexed = row[11] if len(row) > 11 else None
+        indexed = row[12] if len(row) > 12 else None
         if indexed is not None and sorted(_decoded(indexed)) != sorted(entry.customers):
             return self._break(entry.id, "is not what the customer search index says of it: the index"
                                          " was edited (a customer would not see this access)")

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from gateway.audit.errors import InvalidAuditEvent
-from gateway.audit.types import KINDS, AuditEntry, AuditEvent, AuditFilter, FieldAccess
+from gateway.audit.types import KINDS, SUBJECT_KINDS, AuditEntry, AuditEvent, AuditFilter, FieldAccess
 
 #: A role, a purpose, a key of the details: short, no spaces, no ``@`` or ``+``.
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
@@ -124,6 +124,8 @@ def check(event: AuditEvent) -> AuditEvent:
     if not (isinstance(subject, str) and subject.strip() and len(subject) <= 256
             and subject.isprintable()):
         raise _refuse(event, "the principal's subject must be printable text of 1 to 256 characters")
+    if event.subject_kind not in SUBJECT_KINDS:
+        raise _refuse(event, f"subject_kind must be one of {', '.join(SUBJECT_KINDS)}")
     purpose = event.purpose
     if purpose is not None and not (isinstance(purpose, str) and NAME.fullmatch(purpose)):
         raise _refuse(event, "the purpose must be a name (letters, digits, _ . : -) or None")
@@ -133,14 +135,15 @@ def check(event: AuditEvent) -> AuditEvent:
     if len(orjson.dumps(details)) > MAX_DETAILS:
         raise _refuse(event, f"details larger than {MAX_DETAILS} bytes of JSON")
     return AuditEvent(event.kind, subject, _names(event, event.roles, "roles"), purpose,
-                      _customers(event), _fields(event), details)
+                      _customers(event), _fields(event), details, event.subject_kind)
 
 
 def entry(event: AuditEvent, ident: int, at: datetime, prev_hash: str) -> AuditEntry:
     """A checked event at its place in the chain, not yet sealed (empty hash)."""
     fields = tuple(f for f in event.fields if isinstance(f, FieldAccess))  # all, once checked
     return AuditEntry(ident, at, event.kind, event.subject, tuple(event.roles), event.purpose,
-                      tuple(event.customers), fields, dict(event.details), prev_hash, "")
+                      tuple(event.customers), fields, dict(event.details), event.subject_kind,
+                      prev_hash, "")
 
 
 def with_hash(entry: AuditEntry, value: str) -> AuditEntry:
@@ -169,21 +172,23 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 def entry_from_row(row: Sequence[Any]) -> AuditEntry:
     """An entry from ``(id, at, kind, subject, roles, purpose, customers, fields, details,
-    prev_hash, hash)``, JSON columns as text or decoded; ValueError/TypeError if unreadable."""
-    ident, at, kind, subject, roles, purpose, customers, fields, details, prev, digest = row[:11]
+    subject_kind, prev_hash, hash)``, JSON columns as text or decoded; ValueError/TypeError if
+    unreadable."""
+    (ident, at, kind, subject, roles, purpose, customers, fields, details, subject_kind, prev,
+     digest) = row[:12]
     if isinstance(at, str):
         at = datetime.fromisoformat(at)
     if not (isinstance(ident, int) and isinstance(at, datetime) and at.utcoffset() is not None):
         raise ValueError("id or time unreadable")
-    if not all(isinstance(v, str) for v in (kind, subject, prev, digest)):
+    if not all(isinstance(v, str) for v in (kind, subject, subject_kind, prev, digest)):
         raise TypeError("kind, subject and hashes are text")
     pairs = _decoded(fields)
     details = _decoded(details)
     if not isinstance(details, dict) or not isinstance(pairs, list):
         raise TypeError("fields and details are JSON")
     return AuditEntry(ident, at, kind, subject, _strings(roles), purpose, _strings(customers),
-                      tuple(FieldAccess(path, masked) for path, masked in pairs), details, prev,
-                      digest)
+                      tuple(FieldAccess(path, masked) for path, masked in pairs), details,
+                      subject_kind, prev, digest)
 
 
 def check_filter(where: AuditFilter) -> AuditFilter:

@@ -33,8 +33,8 @@ MIGRATIONS = (
         " kind text NOT NULL CONSTRAINT audit_kind_known CHECK (kind IN"
         f" ({', '.join(repr(k) for k in KINDS)})),"
         " subject text NOT NULL, roles text[] NOT NULL, purpose text, customers text[] NOT NULL,"
-        " fields jsonb NOT NULL, details jsonb NOT NULL, prev_hash text NOT NULL,"
-        " hash text NOT NULL)",
+        " fields jsonb NOT NULL, details jsonb NOT NULL, subject_kind text NOT NULL,"
+        " prev_hash text NOT NULL, hash text NOT NULL)",
         "CREATE INDEX audit_entries_customers ON audit_entries USING gin (customers)",
         "CREATE INDEX audit_entries_subject ON audit_entries (subject, id)",
         "CREATE INDEX audit_entries_kind ON audit_entries (kind, id)",
@@ -58,7 +58,7 @@ MIGRATIONS = (
 )
 
 COLUMNS = ("id, at, kind, subject, roles, purpose, customers, fields::text, details::text,"
-           " prev_hash, hash")
+           " subject_kind, prev_hash, hash")
 
 #: AuditFilter attribute -> (SQL condition, {} where the parameter goes; the parameter).
 FILTERS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
@@ -75,7 +75,7 @@ FILTERS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
 def _row(entry: AuditEntry) -> tuple[Any, ...]:
     return (entry.id, entry.at, entry.kind, entry.subject, list(entry.roles), entry.purpose,
             list(entry.customers), events.fields_json(entry), events.json_text(entry.details),
-            entry.prev_hash, entry.hash)
+            entry.subject_kind, entry.prev_hash, entry.hash)
 
 
 class PostgresAuditLog(PostgresBacked, AuditLog):
@@ -105,7 +105,7 @@ class PostgresAuditLog(PostgresBacked, AuditLog):
             entries = self.seal(batch, (head[0], head[1]))
             await conn.executemany(
                 f"INSERT INTO audit_entries ({COLUMNS.replace('::text', '')})"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11)",
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12)",
                 [_row(e) for e in entries])
             await conn.execute("UPDATE audit_head SET last_id = $1, last_hash = $2",
                                entries[-1].id, entries[-1].hash)

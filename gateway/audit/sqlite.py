@@ -36,7 +36,8 @@ MIGRATIONS = (
         " kind TEXT NOT NULL CONSTRAINT audit_kind_known CHECK (kind IN"
         f" ({', '.join(repr(k) for k in KINDS)})),"
         " subject TEXT NOT NULL, roles TEXT NOT NULL, purpose TEXT, customers TEXT NOT NULL,"
-        " fields TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+        " fields TEXT NOT NULL, details TEXT NOT NULL, subject_kind TEXT NOT NULL,"
+        " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
         "CREATE INDEX audit_entries_subject ON audit_entries (subject, id)",
         "CREATE INDEX audit_entries_kind ON audit_entries (kind, id)",
         "CREATE INDEX audit_entries_at ON audit_entries (at)",
@@ -54,7 +55,8 @@ MIGRATIONS = (
     )),
 )
 
-COLUMNS = "id, at, kind, subject, roles, purpose, customers, fields, details, prev_hash, hash"
+COLUMNS = ("id, at, kind, subject, roles, purpose, customers, fields, details, subject_kind,"
+           " prev_hash, hash")
 
 #: AuditFilter attribute -> (SQL condition, parameter): applied when the attribute is set.
 FILTERS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
@@ -72,7 +74,7 @@ FILTERS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
 def _row(entry: AuditEntry) -> tuple[Any, ...]:
     return (entry.id, stamp(entry.at), entry.kind, entry.subject, events.json_text(entry.roles),
             entry.purpose, events.json_text(entry.customers), events.fields_json(entry),
-            events.json_text(entry.details), entry.prev_hash, entry.hash)
+            events.json_text(entry.details), entry.subject_kind, entry.prev_hash, entry.hash)
 
 
 class SQLiteAuditLog(SQLiteBacked, AuditLog):
@@ -100,7 +102,7 @@ class SQLiteAuditLog(SQLiteBacked, AuditLog):
             assert head is not None  # created by open()
             entries = self.seal(batch, (head[0], head[1]))
             await db.executemany(f"INSERT INTO audit_entries ({COLUMNS})"
-                                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", map(_row, entries))
+                                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", map(_row, entries))
             await db.executemany("INSERT INTO audit_customers (customer, entry_id) VALUES (?, ?)",
                                  [(c, e.id) for e in entries for c in e.customers])
             await db.execute("UPDATE audit_head SET last_id = ?, last_hash = ?",

@@ -10,6 +10,9 @@ from typing import Any
 #: What an entry records: a read of personal data, a refused attempt, a data steward's or an
 #: admin's change, a consent decision, a correction request (or a change of its status).
 KINDS = ("read", "denied", "steward", "admin", "consent", "correction")
+#: Who the subject is: a person (``user``: staff, or the customer), or an application
+#: (``service``: an API key, the admin token), as ``gateway.principal.Principal.kind`` says.
+SUBJECT_KINDS = ("user", "service")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,15 @@ class AuditEvent:
     customers: Sequence[str] = ()
     fields: Sequence[FieldAccess | tuple[str, bool] | str] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    subject_kind: str = "user"
+
+    @classmethod
+    def of(cls, principal: Any, kind: str, customers: Sequence[str] = (),
+           fields: Sequence[FieldAccess | tuple[str, bool] | str] = (), **details: Any) -> AuditEvent:
+        """The event of a request by ``principal`` (a ``gateway.principal.Principal``: its
+        subject, roles, purpose and kind)."""
+        return cls(kind, principal.subject, tuple(principal.roles), principal.purpose, customers,
+                   fields, details, principal.kind)
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class AuditEntry:
     customers: tuple[str, ...]
     fields: tuple[FieldAccess, ...]
     details: dict[str, Any]
+    subject_kind: str
     prev_hash: str
     hash: str
 
@@ -83,8 +96,9 @@ class AuditPage:
 class CustomerAccess:
     """One read of a customer's data, as the customer sees it (``AuditLog.accesses``).
 
-    ``subject`` is None for staff unless the log is configured to show them; ``roles`` always
-    say what kind of staff or application it was, ``by_you`` that it was the customer.
+    ``subject`` is None for a person (staff) unless the log is configured to show them, and
+    shown for an application (a ``service`` subject) and for the customer themselves
+    (``by_you``); ``roles`` always say what kind of staff or application it was.
     """
 
     id: int
@@ -127,8 +141,8 @@ class VerifyReport:
 class Snapshot:
     """A consistent view for a walk: the head, and every entry's row in id order.
 
-    A row is ``(id, at, kind, subject, roles, purpose, customers, fields, details, prev_hash,
-    hash, indexed)``: JSON columns as text or decoded, ``indexed`` the customer ids of the
+    A row is ``(id, at, kind, subject, roles, purpose, customers, fields, details, subject_kind,
+    prev_hash, hash, indexed)``: JSON columns as text or decoded, ``indexed`` the customer ids of the
     backend's search index for the entry (None where the backend has none apart).
     """
 
