@@ -220,8 +220,9 @@ async def index_config(config_path: Path, environ: Mapping[str, str],
     sources = SourceSet.from_config(config)
     read_until: dict[str, float] = {}  # source -> when the index got its last chunk
 
-    def progress(source: str, count: int) -> None:
-        read_until[source] = time.perf_counter()
+    def progress(step: str, count: int) -> None:
+        if step.startswith("reading "):
+            read_until[step.removeprefix("reading ")] = time.perf_counter()
 
     try:
         raw = await raw_read(sources)

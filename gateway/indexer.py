@@ -147,7 +147,8 @@ class Indexer:
         self.crosswalk = crosswalk
         self.matcher = matcher
         self.hasher = hasher
-        self.progress = progress or (lambda source, n: None)
+        #: Called with a step (``reading <source>``, ``resolving``) and how many records it did.
+        self.progress = progress or (lambda step, n: None)
 
     def hashes(self, record: CustomerRecord) -> set[str]:
         sig = self.matcher.signature(record)
@@ -201,7 +202,7 @@ class Indexer:
                     stamps = [r.updated_at for r in records if r.updated_at]
                     if stamps and (latest is None or max(stamps) > latest):
                         latest = max(stamps)
-                    self.progress(source.name, len(records))
+                    self.progress(f"reading {source.name}", len(records))
                     yield records
             except ConnectorError as exc:
                 raise IndexFailed(f"source '{source.name}' could not be read ({exc.code}: "
@@ -239,6 +240,7 @@ class Indexer:
                           for i, cluster in enumerate(members) for ref, evidence in cluster)
                 report.customers += len(clusters)
                 report.links.update(e.rule for m in members for _, e in m if e is not None)
+                self.progress("resolving", len(batch))
             stats = await self.crosswalk.apply_index(IndexRun(
                 members=work.members(), key_hashes=work.key_hashes(), redirects=redirects,
                 watermarks=watermarks, scope_sources={s.name for s, _, _ in plans}))

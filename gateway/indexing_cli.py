@@ -20,11 +20,10 @@ async def run_index(config: Config, *, full: bool) -> int:
     crosswalk = open_crosswalk(config.identity.store, base_dir=config.identity.base_dir)
     bars: dict[str, tqdm] = {}
 
-    def progress(source: str, count: int) -> None:
-        if source not in bars:
-            bars[source] = tqdm(desc=f"reading {source}", unit=" records", file=sys.stderr,
-                                dynamic_ncols=True)
-        bars[source].update(count)
+    def progress(step: str, count: int) -> None:
+        if step not in bars:
+            bars[step] = tqdm(desc=step, unit=" records", file=sys.stderr, dynamic_ncols=True)
+        bars[step].update(count)
 
     try:
         async with crosswalk:
