@@ -25,6 +25,7 @@ How records of one person relate:
 
 from __future__ import annotations
 
+import itertools
 import random
 import unicodedata
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ from gateway.demo import names
 
 TODAY = datetime(2026, 1, 1, tzinfo=UTC)
 SHOP_COUNTRY = {"paris": "FR", "london": "GB", "berlin": "DE"}
+CROWDED = 1000  # failed draws of a unique value before its pool counts as used up
 HOME_SHOP = {country: shop for shop, country in SHOP_COUNTRY.items()}
 CALLING_CODE = {"FR": "33", "GB": "44", "DE": "49"}
 EMAIL_DOMAINS = {"FR": ("example.fr", "example.net"), "GB": ("example.co.uk", "example.com"),
@@ -287,8 +289,10 @@ def _namesakes(rng: random.Random, people: list[Party], count: int) -> list[tupl
     for twin in singles:
         if len(traps) == count:
             break
-        original = next((p for p in rng.sample(people, len(people)) if p.country == twin.country
-                         and p.n != twin.n and p.n not in used), None)
+        # A few random draws find someone of the same country (a shuffle of everyone per trap
+        # made large worlds quadratic); give up on this twin if they do not.
+        original = next((p for p in (rng.choice(people) for _ in range(64))
+                         if p.country == twin.country and p.n != twin.n and p.n not in used), None)
         if original is None or twin.n in used:
             continue
         used.update((twin.n, original.n))
@@ -330,20 +334,25 @@ def _emails(rng: random.Random, p: Party, taken: set[str]) -> None:
     p.email = _unique(taken, [f"{lp}@{d}" for lp in local for d in domains], rng)
 
 
-def _unique(taken: set[str], candidates: list[str], rng: random.Random, draw=None) -> str:
+def _unique(taken: set[str], candidates: list[str], rng: random.Random, draw=None,
+            wide=None) -> str:
     for value in candidates:
         if value not in taken:
             taken.add(value)
             return value
-    while True:
+    for attempt in itertools.count():
+        # A pool nearly used up (a common name's e-mails, a shop's short card numbers in a very
+        # large world) switches to a wider draw; small worlds never get here, so stay as seeded.
+        crowded = attempt >= CROWDED
         if draw is not None:
-            value = draw()
+            value = wide() if crowded and wide is not None else draw()
         else:
             local, _, domain = candidates[0].partition("@")
-            value = f"{local}{rng.randint(2, 99)}@{domain}"
+            value = f"{local}{rng.randint(100, 999_999) if crowded else rng.randint(2, 99)}@{domain}"
         if value not in taken:
             taken.add(value)
             return value
+    raise AssertionError("unreachable")
 
 
 def _digits(rng: random.Random, n: int) -> str:
@@ -542,7 +551,7 @@ def card_number(rng: random.Random, shop: str, taken: set[str]) -> str:
     draw = {"paris": lambda: f"PAR-{rng.randint(1000, 9999)}-{rng.randint(0, 9999):04d}",
             "london": lambda: f"LDN {rng.randint(1000, 9999)} {rng.randint(0, 9999):04d}",
             "berlin": lambda: f"B-{rng.randint(100, 99999):05d}"}[shop]
-    return _unique(taken, [], rng, draw)
+    return _unique(taken, [], rng, draw, wide=lambda: f"B-{rng.randint(100_000, 9_999_999)}")
 
 
 def sales(rng: random.Random, wholesale: bool, since: datetime, regular: bool) -> list[Sale]:
