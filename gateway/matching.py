@@ -261,6 +261,9 @@ class Matcher:
         # Both orders, so that records with given and family names swapped meet.
         out = {f"n:{family[:4]}{given[0]}", f"n:{given[:4]}{family[0]}"}
         out.update(f"p:{sound}:{pc}" for pc in p.postcodes)
+        # Each name part with the postcode: a common first name's block is too large to compare
+        # in, and a typo can change a family name's sound; swapped parts still meet.
+        out.update(f"q:{part[:4]}:{pc}" for part in (given, family) for pc in p.postcodes)
         if p.birth:
             out.add(f"b:{sound}:{p.birth.year}")
             out.add(f"d:{p.birth.isoformat()}:{given[0]}")  # a family name mangled beyond its sound
