@@ -10,14 +10,20 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
+from cross_web import HTTPException  # what strawberry's view turns into a 4xx response
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from gateway.access import NO_ROWS, Access, PolicyGate, admission_of
 from gateway.auth import Authenticator
 from gateway.auth.http import AuthGate, principal_of
 from gateway.config import Config, load_config
@@ -39,22 +45,54 @@ class ORJSONResponse(JSONResponse):
 
 
 class GraphQLView(GraphQL):
-    """strawberry's ASGI view, with a per-request Resolver and source failures as errors."""
+    """strawberry's ASGI view, with a per-request Resolver and source failures as errors.
 
-    def __init__(self, sources: SourceSet, settings: Settings, linker: Linker,
-                 steward: Steward | None) -> None:
-        super().__init__(build_schema(), graphql_ide="graphiql" if settings.graphiql else None)
+    ``self.schema`` is the full schema (GraphiQL's page, schema.graphql); every operation runs
+    against the request's role schema, which PolicyGate chose (see execute_single).
+    """
+
+    def __init__(self, schema: Any, access: Access, sources: SourceSet, settings: Settings,
+                 linker: Linker, steward: Steward | None) -> None:
+        # No HTTP streaming transports: strawberry would run those on self.schema, the full one.
+        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None,
+                         subscription_protocols=())
+        self.access = access
         self.sources = sources
         self.settings = settings
         self.linker = linker
         self.steward = steward
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        resolver = Resolver(self.sources, self.settings, self.linker)
+        admission = admission_of(request)
+        resolver = Resolver(self.sources, self.settings, self.linker,
+                            admission.scope if admission else NO_ROWS, self.access.facts)
         context = Context(resolver, self.settings, self.sources, request=request,
-                          steward=self.steward, principal=principal_of(request))
+                          steward=self.steward, principal=principal_of(request),
+                          view=admission.view if admission else None,
+                          scope=admission.scope if admission else None)
         request.state.panorama = context
         return context
+
+    async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any,  # type: ignore[override]
+                             context: Context, root_value: Any, request_data: Any) -> ExecutionResult:
+        """strawberry's execute_single, on the role schema instead of self.schema."""
+        if context.view is None:  # deny by default: no admission, nothing runs
+            return ExecutionResult(data=None, errors=[GraphQLError(
+                "no access decision for this request", extensions={"code": "FORBIDDEN"})])
+        allowed = OperationType.from_http(request_adapter.method)
+        if not self.allow_queries_via_get and request_adapter.method == "GET":
+            allowed = allowed - {OperationType.QUERY}
+        try:
+            return await self.access.schema_for(context.view).execute(
+                request_data.query, root_value=root_value, variable_values=request_data.variables,
+                context_value=context, operation_name=request_data.operation_name,
+                allowed_operation_types=allowed, operation_extensions=request_data.extensions)
+        except CannotGetOperationTypeError as e:
+            raise HTTPException(400, e.as_http_error_reason()) from e
+        except InvalidOperationTypeError as e:
+            raise HTTPException(400, e.as_http_error_reason(request_adapter.method)) from e
+        except MissingQueryError as e:
+            raise HTTPException(400, "No GraphQL query found in the request") from e
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         data = await super().process_result(request, result)
@@ -125,10 +163,16 @@ def create_app(settings: Settings, config: Config | None = None,
     if authenticator.open:
         log.warning("auth mode open: every caller without credentials is an admin; "
                     "for local development only (docs/security.md)")
-    view = GraphQLView(sources, settings, linker, steward)
+    schema = build_schema()  # the full schema; requests run on its per-role copies
+    access = Access.of(config, schema)
+    if access.builtin:
+        log.warning("%s has no `policy:`: only the admin role may read (docs/policies.md)",
+                    config.path)
+    view = GraphQLView(schema, access, sources, settings, linker, steward)
     app = Starlette(
         routes=[
-            Route("/graphql", AuthGate(view, authenticator, ide=settings.graphiql),
+            Route("/graphql", AuthGate(PolicyGate(view, access), authenticator,
+                                       ide=settings.graphiql),
                   methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -137,4 +181,5 @@ def create_app(settings: Settings, config: Config | None = None,
     )
     app.state.sources = sources
     app.state.settings = settings
+    app.state.access = access
     return app

@@ -56,6 +56,19 @@ async def _check_crosswalk(config: Config, say: Callable[[str], None]) -> int:
     return 0
 
 
+def _say_policy(config: Config, say: Callable[[str], None]) -> None:
+    """Which policy applies, and what in it is legal but probably unintended."""
+    policy = config.policy
+    if policy is None:
+        say("policy: none configured: only the admin role may read (add `policy: FILE`, see "
+            "docs/policies.md)")
+        return
+    say(f"policy: {policy.path}: valid ({len(policy.roles)} roles: {', '.join(policy.roles)}; "
+        f"{len(policy.purposes)} purposes: {', '.join(policy.purposes)})")
+    for warning in policy.warnings:
+        say(f"policy: warning: {warning}")
+
+
 def run_check(path: str, *, connect: bool, environ: Mapping[str, str],
               say: Callable[[str], None] = print) -> int:
     """Print every problem with its location; return the process exit code."""
@@ -67,6 +80,7 @@ def run_check(path: str, *, connect: bool, environ: Mapping[str, str],
         say(f"{len(exc.problems)} problem(s) found; nothing was started.")
         return 1
     say(f"{path}: valid ({len(config.sources)} sources: {', '.join(config.sources)})")
+    _say_policy(config, say)
     if not connect:
         return 0
     failures = asyncio.run(_check_sources(config, say))

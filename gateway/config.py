@@ -32,8 +32,8 @@ from gateway.transforms import SourceDefaults
 
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
-SOURCE_KEYS = ("kind", "shop", "connection", "timeout", "pool_size", "defaults", "customer",
-               "transactions", "interactions")
+SOURCE_KEYS = ("kind", "shop", "region", "connection", "timeout", "pool_size", "defaults",
+               "customer", "transactions", "interactions")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class SourceConfig:
     customer: CustomerMapping | None
     transactions: tuple[ChildMapping, ...]
     interactions: tuple[ChildMapping, ...]
+    region: str | None = None  # where the source's data lives; policy row filters test it
 
     def entities(self) -> dict[str, EntityMap]:
         maps = [m.entity for m in (self.customer, *self.transactions, *self.interactions) if m]
@@ -91,6 +92,8 @@ class Config:
     identity: IdentityConfig | None = None
     survivorship: Survivorship = field(default_factory=Survivorship)
     auth: AuthConfig | None = None  # None: no `auth:` section, every request is refused
+    # gateway.policy.Policy from the `policy:` file; None: the built-in admin-only policy
+    policy: Any = None
 
     @property
     def shops(self) -> dict[str, str]:
@@ -149,7 +152,7 @@ class _Loader(MappingLoader):
 
     def document(self, document: Any, path: str) -> Config:
         top = self.mapping(document, "(top level)",
-                           ("gateway", "sources", "identity", "survivorship", "auth"))
+                           ("gateway", "sources", "identity", "survivorship", "auth", "policy"))
         sources_doc = self.mapping(top.get("sources"), "sources")
         if not sources_doc and not self.problems:
             self.problem("sources", "no sources configured; add at least one source")
@@ -161,8 +164,29 @@ class _Loader(MappingLoader):
         identity = self.identity(top["identity"]) if "identity" in top else None
         survivorship = self.survivorship(top.get("survivorship"), [str(n) for n in sources_doc])
         auth = self.auth(top["auth"]) if "auth" in top else None
+        policy = self.policy(top["policy"]) if "policy" in top else None
         return Config(path, sources, self.mapping(top.get("gateway"), "gateway"), identity,
-                      survivorship, auth)
+                      survivorship, auth, policy)
+
+    def policy(self, value: Any) -> Any:
+        """The policy file, checked against the schema; its problems join the config's."""
+        from gateway.policy import PolicyFileError, load_policy  # gateway.policy imports config
+
+        if not isinstance(value, str) or not value.strip():
+            self.problem("policy", "expected the path of a policy file (relative to this file), "
+                                   "such as `policy: policies.yaml`; see docs/policies.md")
+            return None
+        path = self.base_dir / value
+        if not path.is_file():
+            self.problem("policy", f"file not found: {path}; the path is relative to the config "
+                                   f"file (deploy/policies.example.yaml is a starting point)")
+            return None
+        try:
+            return load_policy(path)
+        except PolicyFileError as exc:
+            for problem in exc.problems:
+                self.problem(f"policy {value}: {problem.location}", problem.message)
+            return None
 
     def auth(self, doc: Any) -> AuthConfig | None:
         config, problems = parse_auth(doc, self.environ, self.base_dir)
@@ -234,9 +258,14 @@ class _Loader(MappingLoader):
                                      TRANSACTION_FIELDS)
         interactions = self.children(doc.get("interactions"), f"{loc}.interactions", "interactions",
                                      INTERACTION_FIELDS)
-        shop = doc.get("shop")
+        shop, region = doc.get("shop"), doc.get("region")
+        if region is not None and (not isinstance(region, str) or not region.strip()):
+            self.problem(f"{loc}.region", "expected a region name (text, such as `eu` or `uk`), "
+                                          "as policies' row filters name it")
+            region = None
         return SourceConfig(name, str(kind), str(shop) if shop else None, connection, timeout,
-                            pool_size, defaults, customer, transactions, interactions)
+                            pool_size, defaults, customer, transactions, interactions,
+                            region.strip() if region else None)
 
     def number(self, value: Any, loc: str, kind: type) -> Any:
         if value is None:

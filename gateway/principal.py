@@ -15,6 +15,9 @@ Kind = Literal["user", "service"]
 ADMIN_ROLE = "admin"
 #: The role of a data subject: a customer looking at their own data (``customer_id``).
 CUSTOMER_ROLE = "customer"
+#: The purpose the static admin credentials (open mode, the admin token) declare by default,
+#: and the only purpose of the built-in policy used without a `policy:` file.
+ADMIN_PURPOSE = "administration"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 One :class:`Resolver` lives for one GraphQL request. Sources are always asked together
 (``asyncio.gather``), once per round, with every key of the round in one filter. A
 source that fails is recorded in ``failures`` and the others still answer: partial data.
+
+The request's row scope (gateway.policy.RowScope) is pushed down: a source it may not read is
+never asked, a page starts only from the sources a listed customer must be known in, and every
+customer is re-checked with ``admits`` before it is returned; one outside the scope is answered
+exactly like one that does not exist.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from gateway.identity import (
 from gateway.linking import Linker
 from gateway.mapping import ChildMapping
 from gateway.planner import NOTHING, CustomerFilter, key_lookup, matches, plan_filter
+from gateway.policy.rows import RowScope, SourceFacts
 from gateway.records import CustomerRecord
 from gateway.settings import Settings
 from gateway.sources import Source, SourceSet
@@ -63,10 +69,18 @@ def decode_cursor(cursor: str) -> tuple[str, str] | None:
 class Resolver:
     """Customer lookups for one request."""
 
-    def __init__(self, sources: SourceSet, settings: Settings, linker: Linker | None = None) -> None:
+    def __init__(self, sources: SourceSet, settings: Settings, linker: Linker | None = None,
+                 scope: RowScope | None = None, facts: SourceFacts | None = None) -> None:
+        """``scope`` and ``facts`` (gateway.policy.source_facts): the rows the request may read;
+        without a scope, every row (steward tools, the indexer's helpers, tests)."""
         self.sources = sources
         self.settings = settings
         self.linker = linker or Linker()
+        self.scope = scope if scope is not None else RowScope()
+        self.facts: SourceFacts = facts or {}
+        # A restricted scope without facts reads nothing: deny by default.
+        self.readable = (frozenset(sources.names) if self.scope.unrestricted
+                         else self.scope.readable_sources(self.facts))
         self.failures: list[SourceFailure] = []
         self._known: dict[Ref, CustomerRecord] = {}
         self._searched: set[str] = set()  # match keys already looked up in every source
@@ -75,6 +89,26 @@ class Resolver:
         self._evidence: dict[Ref, Any] = {}  # ref -> the index's evidence for it
         self._loaded_ids: set[str] = set()
         self._keys: dict[Ref, frozenset[str]] = {}  # match keys, computed once per record
+
+    # -- the row scope -----------------------------------------------------------------
+
+    def _read(self) -> list[Source]:
+        """The sources this request may ask, in identity order."""
+        return [s for s in self.sources if s.name in self.readable]
+
+    def _source(self, name: str) -> Source | None:
+        return self.sources.get(name) if name in self.readable else None
+
+    def admitted(self, found: Cluster | None) -> Cluster | None:
+        """``found`` if the scope admits it, else None: out of scope is the same as absent."""
+        if found is None or self.scope.unrestricted:
+            return found
+        present = {r.source for r in found.records}
+        ids = [found.id] if found.redirected_from is None else [found.id, found.redirected_from]
+        # An id the principal is bound to that now redirects (records merged) is still theirs.
+        if any(self.scope.admits(i, present, self.facts) for i in ids):
+            return found
+        return None
 
     # -- calling sources ---------------------------------------------------------------
 
@@ -134,7 +168,7 @@ class Resolver:
             keys = set().union(*(self._keys_of(r) for r in pending)) - self._searched
             if keys:
                 self._searched |= keys
-                await asyncio.gather(*(self._lookup(source, keys) for source in self.sources))
+                await asyncio.gather(*(self._lookup(source, keys) for source in self._read()))
             pending = [self._known[ref] for ref in set(self._known) - before]
         if pending:  # the last round found records: place them, without following them further
             await self._from_index(pending)
@@ -168,7 +202,7 @@ class Resolver:
                     missing.setdefault(member.ref[0], []).append(member.ref[1])
         calls: list[Awaitable[list[CustomerRecord]]] = []
         for name, keys in missing.items():
-            source = self.sources.get(name)
+            source = self._source(name)
             if source is None:
                 continue
             size = max(1, source.connector.max_in_values)
@@ -188,10 +222,10 @@ class Resolver:
     async def by_key(self, key: str) -> Cluster | None:
         """The customer carrying one match key (a key links records, so there is at most one)."""
         self._searched.add(key)
-        await asyncio.gather(*(self._lookup(source, {key}) for source in self.sources))
+        await asyncio.gather(*(self._lookup(source, {key}) for source in self._read()))
         seeds = [r for r in self._known.values() if key in self._keys_of(r)]
         clusters = await self.expand(seeds)
-        return clusters[0] if clusters else None
+        return self.admitted(clusters[0] if clusters else None)
 
     async def by_id(self, global_id: str) -> Cluster | None:
         """A customer by id: an indexed id (following merges), or the id of a record."""
@@ -203,7 +237,7 @@ class Resolver:
             found = next((c for c in await self.expand(seeds) if c.id == current[0]), None)
         if found is None:
             ref = decode_id(global_id)
-            source = self.sources.get(ref[0]) if ref else None
+            source = self._source(ref[0]) if ref else None
             if ref is None or source is None or source.config.customer is None:
                 return None
             records = await self._customers(source, Cond("key", "in", (ref[1],)))
@@ -211,16 +245,16 @@ class Resolver:
             found = clusters[0] if clusters else None
         if found is not None and found.id != global_id:
             found = replace(found, redirected_from=global_id)
-        return found
+        return self.admitted(found)
 
     async def by_ref(self, ref: Ref) -> Cluster | None:
         """The customer a given source record belongs to."""
-        source = self.sources.get(ref[0])
+        source = self._source(ref[0])
         if source is None or source.config.customer is None:
             return None
         records = await self._customers(source, Cond("key", "in", (ref[1],)))
         found = [c for c in await self.expand(records) if any(r.ref == ref for r in c.records)]
-        return found[0] if found else None
+        return self.admitted(found[0] if found else None)
 
     async def page(self, flt: CustomerFilter, first: int, after: str | None) -> PageResult:
         """``first`` customers matching ``flt`` after the cursor, in source order."""
@@ -233,8 +267,10 @@ class Resolver:
             start_rank, start_key = self.sources.rank[position[0]], position[1]
         emitted: list[tuple[Cluster, str]] = []
         batch = min(max(2 * (first + 1), 10), self.settings.max_page_size)
-        for source in self.sources:
-            if source.rank < start_rank or source.config.customer is None:
+        starts = self._listing(flt)
+        for source in self._read():
+            if source.rank < start_rank or source.name not in starts \
+                    or source.config.customer is None:
                 continue
             where = plan_filter(source.name, source.config.customer, source.connector, flt)
             if where is NOTHING:
@@ -247,8 +283,9 @@ class Resolver:
                     break
                 clusters = {r.ref: c for c in await self.expand(records) for r in c.records}
                 for record in records:
-                    if self._represents(record, clusters.get(record.ref), flt):
-                        emitted.append((clusters[record.ref], encode_cursor(source.name, record.key)))
+                    found = self.admitted(clusters.get(record.ref))
+                    if found is not None and self._represents(record, found, flt, starts):
+                        emitted.append((found, encode_cursor(source.name, record.key)))
                         if len(emitted) > first:
                             break
                 last = records[-1].native_key
@@ -259,15 +296,23 @@ class Resolver:
         page = emitted[:first]
         return PageResult([c for c, _ in page], [k for _, k in page], len(emitted) > first)
 
-    def _represents(self, record: CustomerRecord, found: Cluster | None,
-                    flt: CustomerFilter) -> bool:
-        """Whether ``record`` is the first record of its customer that matches the filter."""
+    def _listing(self, flt: CustomerFilter) -> frozenset[str]:
+        """The sources a page starts from: the filter's shop, else those the scope lists from
+        (the shop of a `known_in` filter is pushed down exactly like ``filter.shop``)."""
+        if flt.shop is not None:
+            return frozenset({flt.shop}) & self.readable
+        if self.scope.unrestricted:
+            return self.readable
+        return self.scope.listing_sources(self.facts)
+
+    def _represents(self, record: CustomerRecord, found: Cluster, flt: CustomerFilter,
+                    starts: frozenset[str]) -> bool:
+        """Whether ``record`` is its customer's first record, among the sources the page starts
+        from, that matches the filter: each customer is listed once."""
         if not matches(flt, record):
             return False
-        if found is None:
-            return True
         rank = self.sources.rank
-        first_match = min((r for r in found.records if matches(flt, r)),
+        first_match = min((r for r in found.records if r.source in starts and matches(flt, r)),
                           key=lambda r: sort_key(rank, r))
         return first_match.ref == record.ref
 
@@ -281,7 +326,7 @@ class Resolver:
                 wanted.setdefault(record.source, {})[record.key] = record.native_key
         calls = []
         for name, keys in wanted.items():
-            source = self.sources.get(name)
+            source = self._source(name)
             if source is None:
                 continue
             for mapping in getattr(source.config, section):

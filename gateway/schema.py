@@ -21,6 +21,7 @@ from gateway import merge
 from gateway.identity import Cluster
 from gateway.planner import CustomerFilter as FilterValue
 from gateway.planner import FilterError, card_key
+from gateway.policy import RoleView, RowScope
 from gateway.principal import Principal
 from gateway.resolver import Resolver
 from gateway.schema_steward import Mutation, StewardLogEntry, steward_log
@@ -46,6 +47,10 @@ class Context:
     # Who is asking, with the request's purpose; set for every query that ran over HTTP (the
     # auth gate refuses requests without a credential), None only for a Context built by hand.
     principal: Principal | None = None
+    # What the policy lets this request see (gateway.access): the role view it executes with
+    # (fields, masks) and its rows; None only outside a request (nothing then executes).
+    view: RoleView | None = None
+    scope: RowScope | None = None
     loaders: dict[str, DataLoader] = field(default_factory=dict)
 
     def loader(self, section: str) -> DataLoader:
@@ -189,8 +194,9 @@ class Query:
 
     @strawberry.field(description="The configured sources, in identity order.")
     def sources(self, info: Info) -> list[gt.Source]:
+        readable = info.context.resolver.readable  # a region-bound role sees its region's only
         return [gt.Source(name=s.name, kind=s.config.kind, shop=s.config.shop, ready=s.answered)
-                for s in info.context.sources]
+                for s in info.context.sources if s.name in readable]
 
 
 def _mask(error: GraphQLError) -> bool:

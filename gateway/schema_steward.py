@@ -53,7 +53,8 @@ async def _customer_of(info: Info, ref: Ref) -> Any:
     from gateway.schema import Customer
 
     context = info.context
-    fresh = Resolver(context.sources, context.settings, context.resolver.linker)
+    fresh = Resolver(context.sources, context.settings, context.resolver.linker,
+                     context.resolver.scope, context.resolver.facts)
     found = await fresh.by_ref(ref)
     return Customer.of(found, context.sources) if found else None
 

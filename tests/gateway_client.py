@@ -17,8 +17,9 @@ from gateway.config import load_config
 from gateway.principal import Principal
 from gateway.settings import Settings
 
-#: Who the client is unless a test says otherwise: an admin sees and may do everything.
-ADMIN = Principal(subject="test-admin", roles=("admin",))
+#: Who the client is unless a test says otherwise: an admin sees and may do everything (the
+#: administration purpose exists in the built-in policy and in the demo's).
+ADMIN = Principal(subject="test-admin", roles=("admin",), purpose="administration")
 #: The HS256 secret of configs that have no ``auth:`` section of their own (tests only).
 TEST_SECRET = "panorama-tests-only-" + "0" * 32
 TEST_AUTH = AuthConfig(jwt=JWTConfig(secret=TEST_SECRET))

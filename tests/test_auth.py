@@ -418,12 +418,20 @@ async def test_no_token_is_401_graphql_shaped_and_health_stays_open(tmp_path):
     assert health.status_code == 200 and ready.status_code in (200, 503)
 
 
+FINANCE_POLICY = {"purposes": {"billing": {"categories": "*"}}, "roles": {"finance": {
+    "purposes": ["billing"], "rules": {"Query.sources": "allow", "Source.name": "allow"}}}}
+
+
 async def test_a_valid_token_reaches_graphql_with_its_principal_on_the_context(tmp_path):
     path = write_config(tmp_path, HS256)
+    (tmp_path / "policies.yaml").write_text(yaml.safe_dump(FINANCE_POLICY))
+    path.write_text(path.read_text() + "policy: policies.yaml\n")
     finance = Principal(subject="fanny", roles=("finance",), shop="paris", purpose="billing")
     seen: list[Any] = []
     async with gateway_client(path, environ=ENV, principal=finance) as client:
-        view = client.app.routes[0].app.app  # type: ignore[attr-defined]
+        view = client.app.routes[0].app  # type: ignore[attr-defined]
+        while not hasattr(view, "get_context"):  # the gates in front of the GraphQL view
+            view = view.app
         build = view.get_context
 
         async def spy(request: Any, response: Any) -> Any:

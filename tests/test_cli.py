@@ -117,6 +117,9 @@ def test_demo_command_serves_the_demo_and_its_example_queries(tmp_path):
     assert "customerByEmail" in output and "customers(filter" in output  # the printed examples
     for role in ("finance", "marketing", "support", "shop staff (paris)", "customer (Camille"):
         assert f"\n  {role}" in output, role
+    # the same customer as each role sees it: masked for shop staff, hidden parts named
+    assert "shop staff (paris) [sale]\n  displayName   Camille Martin" in output
+    assert "c***@example.fr" in output and "hidden        Customer.addresses" in output
     assert f"http://127.0.0.1:{port}/graphql" in output
 
 

@@ -236,7 +236,17 @@ async def index_two_strangers(shops) -> str:
 
 async def test_steward_actions_need_the_admin_role(shops):
     query = await index_two_strangers(shops)
-    support = Principal(subject="sam", roles=("support",))
+    support = Principal(subject="sam", roles=("support",), purpose="support")
+    async with gateway_client(shops.config_path, environ=ENV, principal=support) as client:
+        refused = await client.post("/graphql", json={"query": query})
+    # Without a `policy:`, only admin is let in at all.
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0]["extensions"]["code"] == "UNKNOWN_ROLE"
+    # A policy that shows a non-admin role the mutations still leaves stewardship to admins.
+    (shops.folder / "policies.yaml").write_text(yaml.safe_dump({
+        "purposes": {"support": {"categories": "*"}},
+        "roles": {"support": {"purposes": ["support"], "all_fields": True}}}))
+    shops.config_path.write_text(shops.config_path.read_text() + "policy: policies.yaml\n")
     async with gateway_client(shops.config_path, environ=ENV, admin_token="stew-token",
                               principal=support) as client:
         body = await mutate(client, query, headers={})
@@ -252,7 +262,7 @@ async def test_steward_actions_need_the_admin_role(shops):
 
 async def test_a_person_acting_as_steward_is_logged_by_their_token_not_a_header(shops):
     query = await index_two_strangers(shops)
-    admin = Principal(subject="ines@bakery", roles=("admin",))
+    admin = Principal(subject="ines@bakery", roles=("admin",), purpose="administration")
     async with gateway_client(shops.config_path, environ=ENV, principal=admin) as client:
         await mutate(client, query, headers={"panorama-actor": "someone-else"})
         log = await mutate(client, "{ stewardLog { actor } }", headers={})

@@ -211,36 +211,51 @@ def _check(role: str, purpose: str, cases: list[tuple[str, Doc, list[str]]]) -> 
     and one document per case would take a minute): each error goes to the case whose lines
     it points at.
     """
-    if len(cases) > BATCH:  # locating an error scans the document: keep documents short
-        return [w for start in range(0, len(cases), BATCH)
-                for w in _check(role, purpose, cases[start:start + BATCH])]
-    expected = ORACLE[(role, purpose)]
-    assert isinstance(expected, Expected)
+    view = DECIDER.view((role,), purpose)
+    wrong = []
+    for start in range(0, len(cases), BATCH):  # locating an error scans the document: keep it short
+        batch = cases[start:start + BATCH]
+        texts, lines = compose(batch)
+        errors = [(e.message, [loc.line for loc in e.locations or ()])
+                  for e in SCHEMAS.validate(_parse("\n".join(texts)), view, max_errors=100_000)]
+        wrong += verdict(role, purpose, batch, texts, lines, errors)
+    return wrong
+
+
+def compose(cases: list[tuple[str, Doc, list[str]]]) -> tuple[list[str], list[int]]:
+    """The cases' documents, and for each line of them joined, the case it belongs to."""
     lines: list[int] = []
     texts = []
     for number, (_, doc, _) in enumerate(cases):
         doc.n = number
         texts.append(doc.text())
         lines += [number] * (texts[-1].count("\n") + 1)
+    return texts, lines
+
+
+def verdict(role: str, purpose: str, cases: list[tuple[str, Doc, list[str]]], texts: list[str],
+            lines: list[int], errors: list[tuple[str, list[int]]]) -> list[str]:
+    """Compare validation errors (message, lines) of the joined documents with the oracle."""
+    expected = ORACLE[(role, purpose)]
+    assert isinstance(expected, Expected)
     found: dict[int, list[str]] = {}
-    view = DECIDER.view((role,), purpose)
-    for error in SCHEMAS.validate(_parse("\n".join(texts)), view, max_errors=100_000):
-        for number in {lines[loc.line - 1] for loc in error.locations or ()}:
-            found.setdefault(number, []).append(error.message)
+    for message, at in errors:
+        for number in {lines[line - 1] for line in at if line <= len(lines)}:
+            found.setdefault(number, []).append(message)
     wrong = []
     for number, (label, _, needs) in enumerate(cases):
         hidden = [c for c in needs if c not in expected.fields and c not in expected.arguments
                   and c not in expected.input_fields]
-        errors = found.get(number, [])
-        if not hidden and errors:
-            wrong.append(f"{label}: rejected, expected valid: {texts[number]!r}: {errors[0]}")
-        elif hidden and not errors:
+        errors_of = found.get(number, [])
+        if not hidden and errors_of:
+            wrong.append(f"{label}: rejected, expected valid: {texts[number]!r}: {errors_of[0]}")
+        elif hidden and not errors_of:
             wrong.append(f"{label}: accepted, but {hidden[0]} is hidden: {texts[number]!r}")
         elif hidden:
             owner, _, name = hidden[0].partition(".")
             name = name.partition("(")[2].rstrip(":)") or name
-            if not any(f"'{name}'" in e or f"'{owner}'" in e for e in errors):
-                wrong.append(f"{label}: no error names {hidden[0]}: {errors}")
+            if not any(f"'{name}'" in e or f"'{owner}'" in e for e in errors_of):
+                wrong.append(f"{label}: no error names {hidden[0]}: {errors_of}")
     return wrong
 
 

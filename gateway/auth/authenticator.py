@@ -17,13 +17,17 @@ from gateway.auth import apikeys
 from gateway.auth.config import PURPOSE, AuthConfig
 from gateway.auth.errors import AuthError, BadPurposeError, PurposeError
 from gateway.auth.tokens import TokenVerifier
-from gateway.principal import ADMIN_ROLE, Principal
+from gateway.principal import ADMIN_PURPOSE, ADMIN_ROLE, Principal
 
 PURPOSE_HEADER = "panorama-purpose"
+# The static admin credentials declare the admin purpose unless the header names another: they
+# are admin by construction, and `curl` against an open-mode gateway should just work.
 #: Who a caller without credentials is in ``mode: open`` (local development only).
-OPEN_PRINCIPAL = Principal(subject="anonymous", roles=(ADMIN_ROLE,), kind="user")
+OPEN_PRINCIPAL = Principal(subject="anonymous", roles=(ADMIN_ROLE,), purpose=ADMIN_PURPOSE,
+                           kind="user")
 #: Who presents the static admin token (setting ``admin_token``).
-ADMIN_TOKEN_PRINCIPAL = Principal(subject="admin-token", roles=(ADMIN_ROLE,), kind="service")
+ADMIN_TOKEN_PRINCIPAL = Principal(subject="admin-token", roles=(ADMIN_ROLE,),
+                                  purpose=ADMIN_PURPOSE, kind="service")
 
 Identified = tuple[Principal, tuple[str, ...]]
 
@@ -61,7 +65,8 @@ class Authenticator:
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller's principal with the request's purpose; AuthError saying why not."""
         principal, allowed = await self.identify(headers.get("authorization"))
-        return replace(principal, purpose=choose_purpose(allowed, headers.get(PURPOSE_HEADER)))
+        purpose = choose_purpose(allowed, headers.get(PURPOSE_HEADER)) or principal.purpose
+        return replace(principal, purpose=purpose)
 
     async def identify(self, authorization: str | None) -> Identified:
         if not authorization or not authorization.strip():

@@ -8,7 +8,7 @@ The GraphiQL page itself (GET, no query) stays open: the queries it sends need a
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
@@ -22,7 +22,14 @@ SCOPE_KEY = "panorama.principal"
 log = logging.getLogger("panorama.auth")
 
 
-def error_response(exc: AuthError) -> Response:
+class Refusal(Protocol):
+    """A refused request: an AuthError, or a policy's AccessDenied (gateway.access)."""
+
+    status: int
+    code: str
+
+
+def error_response(exc: Refusal) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="panorama"'} if exc.status == 401 else None
     body = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
     return JSONResponse(body, status_code=exc.status, headers=headers)

@@ -13,15 +13,21 @@ TOKEN_TTL_SECONDS = 12 * 3600
 
 
 def demo_principals(customer_id: str | None) -> list[tuple[str, Principal]]:
-    """(label, principal) per example role; the customer is bound to ``customer_id``."""
+    """(label, principal) per example role; the customer is bound to ``customer_id``.
+
+    Each carries its role's usual purpose (the first the demo policy lists for it), so a token
+    works without a Panorama-Purpose header; another purpose needs a token issued for it.
+    """
     people = [
-        ("finance", Principal("fanny@bakery.example", ("finance",))),
-        ("marketing", Principal("marc@bakery.example", ("marketing",))),
-        ("support", Principal("sofia@bakery.example", ("support",))),
-        ("shop staff (paris)", Principal("paul@bakery.example", ("shop_staff",), shop="paris")),
-        ("admin", Principal("ada@bakery.example", ("admin",))),
+        ("finance", Principal("fanny@bakery.example", ("finance",), purpose="billing")),
+        ("marketing", Principal("marc@bakery.example", ("marketing",), purpose="marketing")),
+        ("support", Principal("sofia@bakery.example", ("support",), purpose="support")),
+        ("shop staff (paris)", Principal("paul@bakery.example", ("shop_staff",), shop="paris",
+                                         purpose="sale")),
+        ("admin", Principal("ada@bakery.example", ("admin",), purpose="administration")),
     ]
     if customer_id is not None:
         people.append(("customer (Camille Martin)",
-                       Principal("camille.martin", ("customer",), customer_id=customer_id)))
+                       Principal("camille.martin", ("customer",), customer_id=customer_id,
+                                 purpose="self_service")))
     return people

@@ -74,24 +74,59 @@ async def _customer_id(config: Any, settings: Any, email: str) -> str | None:
             await linker.crosswalk.aclose()
 
 
-def print_tokens(config: Any, config_path: Path, customer_id: str | None) -> dict[str, str]:
-    """Print a token per example role; return them by role."""
+def mint_tokens(config: Any, customer_id: str | None) -> list[tuple[str, Any, str]]:
+    """(label, principal, token) per example role, each token with its role's usual purpose."""
     from gateway.auth import mint_token
     from gateway.demo.principals import TOKEN_TTL_SECONDS, demo_principals
 
+    return [(label, principal, mint_token(
+                config.auth.jwt, subject=principal.subject, roles=principal.roles,
+                shop=principal.shop, region=principal.region, purpose=principal.purpose,
+                customer=principal.customer_id, ttl_seconds=TOKEN_TTL_SECONDS))
+            for label, principal in demo_principals(customer_id)]
+
+
+def print_tokens(config_path: Path, minted: list[tuple[str, Any, str]]) -> dict[str, str]:
+    """Print a token per example role; return them by role."""
+    from gateway.demo.principals import TOKEN_TTL_SECONDS
+
     tokens: dict[str, str] = {}
     print(f"Tokens of the example roles (valid {TOKEN_TTL_SECONDS // 3600} h), to send as "
-          f"`Authorization: Bearer <token>`; declare the purpose of a request with the "
-          f"`Panorama-Purpose: <purpose>` header:")
-    for label, principal in demo_principals(customer_id):
-        token = mint_token(config.auth.jwt, subject=principal.subject, roles=principal.roles,
-                           shop=principal.shop, region=principal.region,
-                           customer=principal.customer_id, ttl_seconds=TOKEN_TTL_SECONDS)
+          f"`Authorization: Bearer <token>`; each is issued for its role's usual purpose (in "
+          f"brackets), which every request declares:")
+    for label, principal, token in minted:
         tokens.setdefault(principal.roles[0], token)
-        print(f"  {label:<26} {token}")
-    print(f"More while the demo runs: panorama token --config {config_path} --role ROLE "
-          f"[--shop S] [--customer ID] [--purpose P]\n")
+        print(f"  {label:<26} [{principal.purpose}]  {token}")
+    print(f"Another purpose or role while the demo runs: panorama token --config {config_path} "
+          f"--role ROLE --purpose P [--shop S] [--customer ID]\n")
     return tokens
+
+
+async def role_views(app: Any, customer_id: str,
+                     minted: list[tuple[str, Any, str]]) -> list[str]:
+    """The showcase customer as each role sees it, asked over HTTP with each role's token."""
+    import httpx
+
+    from gateway.demo.views import customer_in, role_query, summary
+
+    access = app.state.access
+    lines = [f'The same customer as each role sees it: {{ customer(id: "{customer_id}") {{ ... }} '
+             f'}} (a customer: {{ me {{ customer {{ ... }} }} }}), asking for what the role may '
+             f'select (the rest would be refused by name):']
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+            for label, principal, token in minted:
+                query, hidden, path = role_query(access.decider.view_for(principal),
+                                                 access.decider.catalog, customer_id)
+                response = await client.post("/graphql", json={"query": query},
+                                             headers={"authorization": f"Bearer {token}"})
+                body = response.json()
+                lines.append(f"{label} [{principal.purpose}]")
+                if body.get("errors"):
+                    lines += [f"  error: {e['message']}" for e in body["errors"]]
+                lines += summary(customer_in(body.get("data"), path), hidden)
+    return lines
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -146,7 +181,12 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
         print(f"GraphiQL: {url}\n")
         for title, query in example_queries(world.showcase):
             print(f"# {title}\n{query}\n")
-        tokens = print_tokens(config, world.config_path, customer_id)
+        minted = mint_tokens(config, customer_id)
+        if customer_id is not None:
+            # A gateway of its own (its own sources and lifespan) for this one look.
+            print("\n".join(asyncio.run(role_views(create_app(settings, config), customer_id,
+                                                    minted))) + "\n")
+        tokens = print_tokens(world.config_path, minted)
         print(f"From a shell:  curl -s {url} -H 'content-type: application/json' "
               f"-H 'authorization: Bearer {tokens['admin']}' "
               f"-d '{{\"query\": \"{{ sources {{ name shop ready }} }}\"}}'\n", flush=True)

@@ -16,6 +16,7 @@ from gateway.demo import crm, people, shops, showcase
 
 MIN_CUSTOMERS = 40
 TEMPLATE = Path(__file__).with_name("panorama.yaml")
+POLICY = Path(__file__).with_name("policies.yaml")  # the template's `policy:`, copied beside it
 SOURCES = ("paris", "london", "berlin", "crm")
 
 
@@ -31,7 +32,8 @@ class World:
 
 def build_world(directory: Path, *, seed: int = 7, customers: int = 400,
                 crm_url: str = "http://127.0.0.1:8001") -> World:
-    """Write paris.db, london.db, berlin.db, crm-seed.json, truth.json and panorama.yaml.
+    """Write paris.db, london.db, berlin.db, crm-seed.json, truth.json, panorama.yaml and the
+    policies.yaml it names.
 
     ``customers`` counts the shops' customers (people and companies); the CRM adds prospects
     who never bought. ``crm_url`` is written into panorama.yaml as the CRM's base URL.
@@ -58,6 +60,7 @@ def build_world(directory: Path, *, seed: int = 7, customers: int = 400,
     config_path = directory / "panorama.yaml"
     config = TEMPLATE.read_text(encoding="utf-8").replace("__CRM_URL__", json.dumps(crm_url))
     config_path.write_text(config, encoding="utf-8")
+    (directory / POLICY.name).write_text(POLICY.read_text(encoding="utf-8"), encoding="utf-8")
     # A demo-only HMAC secret for the crosswalk, derived from the seed so the world stays a pure
     # function of its arguments. Never do this for real data: see docs/identity.md.
     secret = hashlib.sha256(f"panorama-demo-{seed}".encode()).hexdigest()
