@@ -224,6 +224,20 @@ class CrosswalkContract:
             ("paris", "2"), ("crm", "7")}  # crm is out of scope: untouched
         assert await store.hashes_of([("paris", "1")]) == {}
 
+    async def test_a_whole_run_streams_members_and_hashes(self, store):
+        await store.apply_index(base_run())
+        # Generators, read once: every hash of the re-read source is replaced, others kept.
+        members = (founder("paris", k) for k in ("1", "2"))
+        hashes = ((("paris", k), [h(f"email:{k}@x.fr")]) for k in ("1", "2"))
+        await store.apply_index(IndexRun(members=members, key_hashes=hashes,
+                                         scope_sources={"paris"}))
+        assert await store.hashes_of([("paris", "1"), ("paris", "2"), ("crm", "7")]) == {
+            ("paris", "1"): {h("email:1@x.fr")}, ("paris", "2"): {h("email:2@x.fr")},
+            ("crm", "7"): {h("email:a@x.fr")}}
+        with pytest.raises(InvalidIndexRun, match="scope_sources"):
+            await store.apply_index(IndexRun(members=[founder("paris", "1")],
+                                             key_hashes=iter([(("paris", "1"), [])])))
+
     async def test_watermarks(self, store):
         assert await store.watermark("paris") is None
         await store.apply_index(base_run())
