@@ -30,6 +30,8 @@ from gateway.config import Config, load_config
 from gateway.crosswalk import KeyHasher, open_crosswalk
 from gateway.linking import Linker
 from gateway.matching import Matcher
+from gateway.me_export import ExportEndpoint
+from gateway.privacy import Privacy
 from gateway.resolver import Resolver
 from gateway.schema import Context, build_schema
 from gateway.settings import Settings
@@ -52,7 +54,7 @@ class GraphQLView(GraphQL):
     """
 
     def __init__(self, schema: Any, access: Access, sources: SourceSet, settings: Settings,
-                 linker: Linker, steward: Steward | None) -> None:
+                 linker: Linker, steward: Steward | None, privacy: Privacy | None = None) -> None:
         # No HTTP streaming transports: strawberry would run those on self.schema, the full one.
         super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None,
                          subscription_protocols=())
@@ -61,6 +63,7 @@ class GraphQLView(GraphQL):
         self.settings = settings
         self.linker = linker
         self.steward = steward
+        self.privacy = privacy
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         admission = admission_of(request)
@@ -70,6 +73,8 @@ class GraphQLView(GraphQL):
                           steward=self.steward, principal=principal_of(request),
                           view=admission.view if admission else None,
                           scope=admission.scope if admission else None)
+        if self.privacy is not None:  # the request's audit entry, its consent gate
+            self.privacy.attach(context)
         request.state.panorama = context
         return context
 
@@ -144,6 +149,7 @@ def create_app(settings: Settings, config: Config | None = None,
 
         if linker.crosswalk is not None:
             await linker.crosswalk.open()
+        await privacy.open()
         task = asyncio.create_task(probe_until_ready())
         try:
             yield
@@ -152,13 +158,15 @@ def create_app(settings: Settings, config: Config | None = None,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await sources.aclose()
+            await privacy.aclose()
             if linker.crosswalk is not None:
                 await linker.crosswalk.aclose()
 
+    privacy = Privacy(config.audit, config.consent)  # the audit log and the consent store
     steward = None
     if config.identity is not None and linker.crosswalk is not None and linker.matcher is not None:
         steward = Steward(sources, linker.crosswalk, linker.matcher,
-                          KeyHasher(config.identity.secret))
+                          KeyHasher(config.identity.secret), consent=privacy.consent)
     authenticator = Authenticator(config.auth, settings.admin_token, config.path)
     if authenticator.open:
         log.warning("auth mode open: every caller without credentials is an admin; "
@@ -168,12 +176,18 @@ def create_app(settings: Settings, config: Config | None = None,
     if access.builtin:
         log.warning("%s has no `policy:`: only the admin role may read (docs/policies.md)",
                     config.path)
-    view = GraphQLView(schema, access, sources, settings, linker, steward)
+    privacy.purposes = frozenset(access.policy.purposes)
+    view = GraphQLView(schema, access, sources, settings, linker, steward, privacy)
+
+    def gated(endpoint: Any, ide: bool) -> AuthGate:
+        """Authentication, then the policy; every refusal goes to the audit log."""
+        policy = PolicyGate(endpoint, access, on_denied=privacy.denied)
+        return AuthGate(policy, authenticator, ide=ide, on_refused=privacy.refused)
+
     app = Starlette(
         routes=[
-            Route("/graphql", AuthGate(PolicyGate(view, access), authenticator,
-                                       ide=settings.graphiql),
-                  methods=["GET", "POST"]),
+            Route("/graphql", gated(view, settings.graphiql), methods=["GET", "POST"]),
+            Route("/me/export", gated(ExportEndpoint(view), False), methods=["GET"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],
@@ -182,4 +196,5 @@ def create_app(settings: Settings, config: Config | None = None,
     app.state.sources = sources
     app.state.settings = settings
     app.state.access = access
+    app.state.privacy = privacy
     return app

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from gateway.audit_cli import add_parsers as add_audit_commands
 from gateway.settings import SETTINGS, Settings, SettingsError
 from gateway.token_cli import add_commands as add_credential_commands
 
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     crm.set_defaults(func=cmd_crm_server)
 
     add_credential_commands(sub)  # token, apikey
+    add_audit_commands(sub)  # audit verify, list, corrections
 
     schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
     schema.set_defaults(func=cmd_schema)

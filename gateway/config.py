@@ -18,7 +18,10 @@ import yaml
 from connectors import registry
 from connectors.query import EntityMap
 from gateway import secrets
+from gateway.audit import AuditConfig, parse_audit_section
 from gateway.auth.config import AuthConfig, parse_auth
+from gateway.consent import ConsentConfig, parse_consent_section
+from gateway.consent_gate import fetching_consent_fields
 from gateway.crosswalk import DEFAULT_URL, CrosswalkConfigError, KeyHasher, open_crosswalk
 from gateway.mapping import ChildMapping, CustomerMapping
 from gateway.mapping_loader import (
@@ -94,6 +97,8 @@ class Config:
     auth: AuthConfig | None = None  # None: no `auth:` section, every request is refused
     # gateway.policy.Policy from the `policy:` file; None: the built-in admin-only policy
     policy: Any = None
+    audit: AuditConfig = field(default_factory=AuditConfig)  # the audit log (docs/audit.md)
+    consent: ConsentConfig = field(default_factory=ConsentConfig)  # consent and corrections
 
     @property
     def shops(self) -> dict[str, str]:
@@ -152,7 +157,8 @@ class _Loader(MappingLoader):
 
     def document(self, document: Any, path: str) -> Config:
         top = self.mapping(document, "(top level)",
-                           ("gateway", "sources", "identity", "survivorship", "auth", "policy"))
+                           ("gateway", "sources", "identity", "survivorship", "auth", "policy",
+                            "audit", "consent"))
         sources_doc = self.mapping(top.get("sources"), "sources")
         if not sources_doc and not self.problems:
             self.problem("sources", "no sources configured; add at least one source")
@@ -165,8 +171,21 @@ class _Loader(MappingLoader):
         survivorship = self.survivorship(top.get("survivorship"), [str(n) for n in sources_doc])
         auth = self.auth(top["auth"]) if "auth" in top else None
         policy = self.policy(top["policy"]) if "policy" in top else None
+        audit, consent = self.privacy(top.get("audit"), top.get("consent"), list(sources_doc))
+        sources = {name: fetching_consent_fields(source, consent)
+                   for name, source in sources.items()}
         return Config(path, sources, self.mapping(top.get("gateway"), "gateway"), identity,
-                      survivorship, auth, policy)
+                      survivorship, auth, policy, audit, consent)
+
+    def privacy(self, audit_doc: Any, consent_doc: Any, sources: list[Any]
+                ) -> tuple[AuditConfig, ConsentConfig]:
+        """The `audit:` and `consent:` sections (both optional: SQLite next to this file)."""
+        audit, problems = parse_audit_section(audit_doc, self.base_dir, self.environ)
+        consent, more = parse_consent_section(consent_doc, self.base_dir, self.environ,
+                                              [str(n) for n in sources])
+        for location, message in (*problems, *more):
+            self.problem(location, message)
+        return audit, consent
 
     def policy(self, value: Any) -> Any:
         """The policy file, checked against the schema; its problems join the config's."""

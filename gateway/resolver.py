@@ -20,6 +20,7 @@ from typing import Any
 
 from connectors.errors import ConnectorError
 from connectors.query import Cond, Expr, Query
+from gateway.consent_gate import ConsentGate
 from gateway.identity import (
     Cluster,
     Ref,
@@ -82,6 +83,8 @@ class Resolver:
         self.readable = (frozenset(sources.names) if self.scope.unrestricted
                          else self.scope.readable_sources(self.facts))
         self.failures: list[SourceFailure] = []
+        # Drops customers who object to the request's purpose (gateway.consent_gate); None: none.
+        self.consent: ConsentGate | None = None
         self._known: dict[Ref, CustomerRecord] = {}
         self._searched: set[str] = set()  # match keys already looked up in every source
         self._explored: set[Ref] = set()  # records whose keys and index placement were followed
@@ -109,6 +112,15 @@ class Resolver:
         if any(self.scope.admits(i, present, self.facts) for i in ids):
             return found
         return None
+
+    async def _consented(self, found: Cluster | None) -> Cluster | None:
+        """``found`` unless the customer objects to the request's purpose: then absent."""
+        return found if self.consent is None else await self.consent.admit(found)
+
+    async def _objecting(self, clusters: Iterable[Cluster]) -> set[str]:
+        """Ids of customers who object to the request's purpose (one consent query)."""
+        return set() if self.consent is None else await self.consent.hidden(
+            {c.id: c for c in clusters}.values())
 
     # -- calling sources ---------------------------------------------------------------
 
@@ -142,6 +154,8 @@ class Resolver:
             return []
         defaults = source.config.defaults
         records = [mapping.to_record(source.name, row, defaults) for row in page.rows]
+        if self.consent is not None:
+            self.consent.observe(source.name, records, page.rows)
         for record in records:
             self._known.setdefault(record.ref, record)
         return records
@@ -225,7 +239,7 @@ class Resolver:
         await asyncio.gather(*(self._lookup(source, {key}) for source in self._read()))
         seeds = [r for r in self._known.values() if key in self._keys_of(r)]
         clusters = await self.expand(seeds)
-        return self.admitted(clusters[0] if clusters else None)
+        return await self._consented(self.admitted(clusters[0] if clusters else None))
 
     async def by_id(self, global_id: str) -> Cluster | None:
         """A customer by id: an indexed id (following merges), or the id of a record."""
@@ -245,7 +259,7 @@ class Resolver:
             found = clusters[0] if clusters else None
         if found is not None and found.id != global_id:
             found = replace(found, redirected_from=global_id)
-        return self.admitted(found)
+        return await self._consented(self.admitted(found))
 
     async def by_ref(self, ref: Ref) -> Cluster | None:
         """The customer a given source record belongs to."""
@@ -254,7 +268,7 @@ class Resolver:
             return None
         records = await self._customers(source, Cond("key", "in", (ref[1],)))
         found = [c for c in await self.expand(records) if any(r.ref == ref for r in c.records)]
-        return self.admitted(found[0] if found else None)
+        return await self._consented(self.admitted(found[0] if found else None))
 
     async def page(self, flt: CustomerFilter, first: int, after: str | None) -> PageResult:
         """``first`` customers matching ``flt`` after the cursor, in source order."""
@@ -282,9 +296,11 @@ class Resolver:
                 if not records:
                     break
                 clusters = {r.ref: c for c in await self.expand(records) for r in c.records}
+                hidden = await self._objecting(clusters.values())
                 for record in records:
                     found = self.admitted(clusters.get(record.ref))
-                    if found is not None and self._represents(record, found, flt, starts):
+                    if found is not None and found.id not in hidden \
+                            and self._represents(record, found, flt, starts):
                         emitted.append((found, encode_cursor(source.name, record.key)))
                         if len(emitted) > first:
                             break

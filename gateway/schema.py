@@ -18,13 +18,16 @@ from strawberry.types import Info
 
 from gateway import graphql_types as gt
 from gateway import merge
+from gateway.audit_trail import AuditExtension
 from gateway.identity import Cluster
 from gateway.planner import CustomerFilter as FilterValue
 from gateway.planner import FilterError, card_key
 from gateway.policy import RoleView, RowScope
 from gateway.principal import Principal
 from gateway.resolver import Resolver
-from gateway.schema_steward import Mutation, StewardLogEntry, steward_log
+from gateway.schema_me import Me, MeMutation, me
+from gateway.schema_steward import Mutation as StewardMutation
+from gateway.schema_steward import StewardLogEntry, steward_log
 from gateway.settings import Settings
 from gateway.sources import SourceSet
 from gateway.transforms import normalize_email, to_e164
@@ -51,6 +54,10 @@ class Context:
     # (fields, masks) and its rows; None only outside a request (nothing then executes).
     view: RoleView | None = None
     scope: RowScope | None = None
+    # The audit log and consent store (gateway.privacy.Privacy), and this request's audit
+    # (gateway.audit_trail.RequestAudit: what it disclosed, appended when it ends).
+    privacy: Any = None
+    audit: Any = None
     loaders: dict[str, DataLoader] = field(default_factory=dict)
 
     def loader(self, section: str) -> DataLoader:
@@ -133,6 +140,8 @@ class CustomerConnection:
 
 
 def _customer(found: Cluster | None, info: Info) -> Customer | None:
+    if info.context.audit is not None:
+        info.context.audit.returned([found])
     return Customer.of(found, info.context.sources) if found else None
 
 
@@ -157,6 +166,8 @@ class Query:
             page = await context.resolver.page(flt, size, after)
         except (FilterError, ValueError) as exc:
             raise user_error(str(exc)) from None
+        if context.audit is not None:
+            context.audit.returned(page.clusters)
         edges = [CustomerEdge(cursor=cursor, node=Customer.of(found, context.sources))
                  for found, cursor in zip(page.clusters, page.cursors, strict=True)]
         return CustomerConnection(edges=edges, page_info=gt.PageInfo(
@@ -188,6 +199,11 @@ class Query:
             raise user_error("number: empty card number; give the number printed on the card")
         return _customer(await info.context.resolver.by_key(key), info)
 
+    @strawberry.field(description="You: everything held about you, your consents, your correction "
+                                  "requests and who read your data (a customer's own credential).")
+    async def me(self, info: Info) -> Me:
+        return await me(info)
+
     @strawberry.field(description="The stewards' audit log, newest first (admin role needed).")
     async def steward_log(self, info: Info, first: int = 20) -> list[StewardLogEntry]:
         return await steward_log(info, first)
@@ -197,6 +213,11 @@ class Query:
         readable = info.context.resolver.readable  # a region-bound role sees its region's only
         return [gt.Source(name=s.name, kind=s.config.kind, shop=s.config.shop, ready=s.answered)
                 for s in info.context.sources if s.name in readable]
+
+
+@strawberry.type
+class Mutation(StewardMutation, MeMutation):
+    """Stewards' corrections of identity (admin role), and a customer's own decisions."""
 
 
 def _mask(error: GraphQLError) -> bool:
@@ -210,7 +231,9 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         # Factories: a fresh extension per request; the parse/validation LRU caches are shared.
-        extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256),
+        # The audit extension comes first, so that it ends last and sees the final answer.
+        extensions=[AuditExtension, lambda: ParserCache(maxsize=256),
+                    lambda: ValidationCache(maxsize=256),
                     lambda: MaskErrors(should_mask_error=_mask,
                                        error_message="Internal error; the gateway's log has the "
                                                      "details.")],

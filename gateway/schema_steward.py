@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from gateway.resolver import Resolver
-from gateway.stewardship import Ref, Steward, StewardError
+from gateway.stewardship import Outcome, Ref, Steward, StewardError
 
 # The Customer type lives in gateway.schema, which imports this module: refer to it lazily.
 CustomerType = Annotated["Customer", strawberry.lazy("gateway.schema")]  # type: ignore[name-defined]  # noqa: F821
@@ -55,16 +55,23 @@ async def _customer_of(info: Info, ref: Ref) -> Any:
     context = info.context
     fresh = Resolver(context.sources, context.settings, context.resolver.linker,
                      context.resolver.scope, context.resolver.facts)
+    fresh.consent = context.resolver.consent  # the request's purpose holds here too
     found = await fresh.by_ref(ref)
+    if context.audit is not None:
+        context.audit.returned([found])
     return Customer.of(found, context.sources) if found else None
 
 
-async def _run(info: Info, action: Any) -> Any:
+async def _run(info: Info, action: Any) -> tuple[Ref, ...]:
     steward, actor = _steward(info)
     try:
-        return await action(steward, actor)
+        outcome: Outcome = await action(steward, actor)
     except StewardError as exc:
         raise GraphQLError(str(exc), extensions={"code": exc.code}) from None
+    if info.context.audit is not None:  # the request's audit entry is this action's
+        info.context.audit.action("steward", outcome.customers, action=outcome.action.action,
+                                  steward_action=outcome.action.id)
+    return outcome.anchors
 
 
 @strawberry.type
@@ -73,21 +80,21 @@ class Mutation:
                                      "together from now on. Returns that customer.")
     async def link_records(self, info: Info, records: list[RecordRef],
                            reason: str) -> CustomerType | None:
-        anchor = await _run(info, lambda s, a: s.link([r.ref() for r in records], a, reason))
+        (anchor,) = await _run(info, lambda s, a: s.link([r.ref() for r in records], a, reason))
         return await _customer_of(info, anchor)
 
     @strawberry.mutation(description="Take a record out of its customer; the index never links "
                                      "it to those records again. Returns the record's customer.")
     async def unlink_record(self, info: Info, record: RecordRef,
                             reason: str) -> CustomerType | None:
-        anchor = await _run(info, lambda s, a: s.unlink(record.ref(), a, reason))
+        (anchor,) = await _run(info, lambda s, a: s.unlink(record.ref(), a, reason))
         return await _customer_of(info, anchor)
 
     @strawberry.mutation(description="Merge customers into one; the ids of the others redirect "
                                      "to it.")
     async def merge_customers(self, info: Info, ids: list[strawberry.ID],
                               reason: str) -> CustomerType | None:
-        anchor = await _run(info, lambda s, a: s.merge([str(i) for i in ids], a, reason))
+        (anchor,) = await _run(info, lambda s, a: s.merge([str(i) for i in ids], a, reason))
         return await _customer_of(info, anchor)
 
     @strawberry.mutation(description="Split these records off a customer into a customer of their "

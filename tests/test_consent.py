@@ -94,6 +94,7 @@ class ConsentContract:
         assert [d.purpose for d in await store.history("cus_a", "profiling")] == ["profiling"] * 2
         assert await store.current("cus_zz") == {}
         assert await store.objections_for([], "marketing") == set()
+        assert await store.decided() == {"cus_a", "cus_b"}
 
     async def test_a_page_is_one_query_and_nothing_is_cached(self, store):
         await store.record_many([objects(f"cus_{i}") for i in range(0, 100, 7)])

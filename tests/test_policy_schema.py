@@ -19,6 +19,7 @@ from gateway.policy.catalog import Catalog
 from gateway.policy.decide import Decider
 from gateway.policy.loader import load_policy, parse_policy
 from gateway.policy.schema_view import RoleSchemas
+from gateway.principal import Principal
 from gateway.records import AddressValue, CardValue, ContactValue, CustomerRecord, TransactionRecord
 from gateway.schema import Context, build_schema
 from gateway.settings import Settings
@@ -62,9 +63,16 @@ def view(role: str, purpose: str | None = None):
     return DECIDER.view((role,), purpose or ROLES[role])
 
 
+#: The customer role reads its own record through `me`, bound to its customer id.
+CUSTOMER = Principal("camille", ("customer",), purpose="self_service", customer_id="cus_x")
+
+
 async def run(role: str, query: str, **variables):
     schema = SCHEMAS.strawberry_for(view(role))
-    context = Context(StubResolver(), Settings(), SourceSet([]))  # type: ignore[arg-type]
+    principal = CUSTOMER if role == "customer" else None
+    # `me` needs a consent store and an audit log to exist; reading the record touches neither.
+    context = Context(StubResolver(), Settings(), SourceSet([]),  # type: ignore[arg-type]
+                      principal=principal, privacy=object() if principal else None)
     return await schema.execute(query, variable_values=variables, context_value=context)
 
 
@@ -162,7 +170,7 @@ def test_a_role_that_may_not_introspect_gets_a_clear_refusal():
         errors = errors_of("customer", document)
         assert errors and all(e.extensions["code"] == "INTROSPECTION_DISABLED" for e in errors)
         assert "introspection" in errors[0].message and "role 'customer'" in errors[0].message
-    assert errors_of("customer", '{ __typename customer(id: "x") { id __typename } }') == []
+    assert errors_of("customer", '{ __typename me { customer { id __typename } } }') == []
     assert errors_of("support", get_introspection_query()) == []
 
 
@@ -211,7 +219,10 @@ def _select(type_: object, wanted: dict) -> str:
 def _selectable(role: str) -> str:
     """WIDE, cut down to what the role may select."""
     schema = SCHEMAS.for_view(view(role))
-    return '{ customer(id: "cus_x") { ' + _select(schema.type_map["Customer"], WIDE) + " } }"
+    wanted = _select(schema.type_map["Customer"], WIDE)
+    if role == "customer":
+        return "{ me { customer { " + wanted + " } } }"
+    return '{ customer(id: "cus_x") { ' + wanted + " } }"
 
 
 async def test_six_roles_see_six_different_views_of_the_same_customer():
@@ -219,7 +230,7 @@ async def test_six_roles_see_six_different_views_of_the_same_customer():
     for role in ROLES:
         result = await run(role, _selectable(role))
         assert result.errors is None, (role, result.errors)
-        seen[role] = result.data["customer"]
+        seen[role] = result.data["me"]["customer"] if role == "customer" else result.data["customer"]
     assert len({repr(sorted(v.items())) for v in seen.values()}) == 6
     admin, finance, marketing = seen["admin"], seen["finance"], seen["marketing"]
     support, staff, customer = seen["support"], seen["shop_staff"], seen["customer"]

@@ -22,8 +22,9 @@ from gateway.audit.types import KINDS, SUBJECT_KINDS, AuditEntry, AuditEvent, Au
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
 #: A field path: ``Customer.emails.address``, ``customers.edges.node.name``.
 PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]*-]{0,255}")
-#: A customer's global id (``cus_...``) or another opaque id.
-CUSTOMER_ID = re.compile(r"[A-Za-z0-9_.:=-]{1,256}")
+#: A customer's global id (``cus_...``, ``cus_...~2`` when the index made it unique) or
+#: another opaque id.
+CUSTOMER_ID = re.compile(r"[A-Za-z0-9_.:=~-]{1,256}")
 #: A string of the details: an id, a name, a code; no spaces, ``@`` or ``+``.
 TOKEN = re.compile(r"[A-Za-z0-9_.:/#=,-]{0,256}")
 
@@ -56,7 +57,7 @@ def _customers(event: AuditEvent) -> tuple[str, ...]:
         if not (isinstance(value, str) and CUSTOMER_ID.fullmatch(value)):
             # Not echoed: it may be the e-mail address that was looked up.
             raise _refuse(event, f"customer #{number} is not a global id (letters, digits,"
-                                 " _ . : = -); customers are named by id, never by a personal value")
+                                 " _ . : = ~ -); customers are named by id, never by a personal value")
     unique = tuple(dict.fromkeys(values))
     if len(unique) > MAX_CUSTOMERS:
         raise _refuse(event, f"{len(unique)} customers in one entry; at most {MAX_CUSTOMERS}:"

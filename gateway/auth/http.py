@@ -8,6 +8,7 @@ The GraphiQL page itself (GET, no query) stays open: the queries it sends need a
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from starlette.requests import HTTPConnection
@@ -45,10 +46,13 @@ def _wants_ide(connection: HTTPConnection) -> bool:
 class AuthGate:
     """ASGI middleware: authenticate, put the Principal in the scope, or answer the error."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator, *, ide: bool = True) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, *, ide: bool = True,
+                 on_refused: Callable[[AuthError, str], Awaitable[None]] | None = None) -> None:
+        """``on_refused(error, path)`` is told of every refusal (the audit log records them)."""
         self.app = app
         self.authenticator = authenticator
         self.ide = ide
+        self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,6 +67,8 @@ class AuthGate:
         except AuthError as exc:
             # The message names the problem, never the credential: safe to log.
             log.info("refused %s %s: %s", scope.get("method"), scope.get("path"), exc)
+            if self.on_refused is not None:
+                await self.on_refused(exc, str(scope.get("path", "")))
             await error_response(exc)(scope, receive, send)
             return
         await self.app(scope, receive, send)

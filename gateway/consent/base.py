@@ -78,6 +78,10 @@ class ConsentStore(ABC):
     async def objectors(self, purpose: str) -> set[str]:
         """Every customer whose latest decision for ``purpose`` is an objection (for exports)."""
 
+    @abstractmethod
+    async def decided(self) -> set[str]:
+        """Every customer with a decision (what an index run may move to another id)."""
+
     async def current(self, customer: str) -> dict[str, ConsentDecision]:
         """Purpose -> the customer's latest decision about it (objections and withdrawals)."""
         return (await self.latest([customer])).get(customer, {})

@@ -44,7 +44,7 @@ def actor(value: object, what: str) -> str:
 def customer_id(value: object, what: str = "customer") -> str:
     if not (isinstance(value, str) and CUSTOMER_ID.fullmatch(value)):
         raise InvalidConsentRecord(f"refused, nothing written: the {what} must be a global id"
-                                   " (letters, digits, _ . : = -)")
+                                   " (letters, digits, _ . : = ~ -)")
     return value
 
 

@@ -82,6 +82,9 @@ class SQLiteConsentStore(SQLiteBacked, ConsentStore):
             (checks.purpose(purpose),))
         return {row[0] for row in rows}
 
+    async def decided(self) -> set[str]:
+        return {row[0] for row in await self.db.read("SELECT DISTINCT customer FROM consent_decisions")}
+
     async def latest(self, customers: Iterable[str]) -> dict[str, dict[str, ConsentDecision]]:
         found: dict[str, dict[str, ConsentDecision]] = {}
         for batch in chunks(dict.fromkeys(customers)):

@@ -73,6 +73,7 @@ STANDARD_PROPERTIES: dict[str, tuple[PropertyDef, ...]] = {
         ("zip", "Postal Code", "string", "text"),
         ("country", "Country/Region", "string", "text"),
         ("company", "Company Name", "string", "text"),
+        ("hs_email_optout", "Unsubscribed from all email", "enumeration", "booleancheckbox"),
     ),
     "notes": _ENGAGEMENT + _props(("hs_note_body", "Note body", "string", "html")),
     "calls": _ENGAGEMENT + _props(

@@ -4,7 +4,8 @@ The format is the one :mod:`gateway.crm_server` serves (HubSpot's objects): ids 
 strings, property values are strings, engagements list the contacts they are associated with.
 Like HubSpot, the CRM keeps e-mails lower-cased; phones are as the agent typed them (E.164 or,
 for French numbers, national). A contact may carry the card of the shop where the person
-signed up in ``loyalty_card``: for some contacts it is the only thing that links them.
+signed up in ``loyalty_card``: for some contacts it is the only thing that links them. Some
+contacts unsubscribed from all e-mail (``hs_email_optout``, HubSpot's property).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SHOP_PLACES = {"paris": "Rue Cler", "london": "Marylebone", "berlin": "Kastanien
 HOME_SHOPS = {"FR": "paris", "GB": "london", "DE": "berlin"}
 ENGAGEMENTS_PER_CONTACT = {0: 25, 1: 30, 2: 20, 3: 12, 4: 8, 5: 5}
 TYPE_WEIGHTS = (40, 25, 25, 10)
+OPT_OUT_EVERY = 11  # one contact in about this many has unsubscribed from all e-mail
 # Engagement type -> (its texts, (title property, body property)).
 TEXTS = {"calls": (names.CALLS, ("hs_call_title", "hs_call_body")),
          "emails": (names.EMAILS, ("hs_email_subject", "hs_email_text")),
@@ -86,6 +88,9 @@ def _properties(rng: random.Random, p: Party, card: str | None) -> dict[str, str
             "zip": postcode, "country": country, "company": company,
             "loyalty_card": written_card,
             "lifecyclestage": "lead" if p.crm == "prospect" else "customer",
+            # A few unsubscribed from every e-mail (chosen without the generator, whose draws
+            # would shift): the consent section makes that an objection to marketing.
+            "hs_email_optout": "true" if p.n % OPT_OUT_EVERY == 3 else None,
             **p.overrides.get("crm", {})}  # a switchboard or a placeholder (people.py)
 
 

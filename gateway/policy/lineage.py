@@ -46,4 +46,13 @@ LINEAGE: Mapping[str, tuple[str, ...]] = {
     "Mutation.splitCustomer(reason:)": (),
     "RecordRef.source": (),
     "RecordRef.localId": (),
+    # a customer's own view and decisions: about themselves only (the row filter binds them)
+    "Me.accessLog(first:)": (),
+    "Me.accessLog(before:)": (),
+    "Mutation.objectTo(purpose:)": (),
+    "Mutation.withdrawObjection(purpose:)": (),
+    "Mutation.requestCorrection(field:)": (),
+    "Mutation.requestCorrection(message:)": (),
+    "Mutation.requestCorrection(source:)": (),
+    "Mutation.requestCorrection(value:)": (),
 }
