@@ -189,9 +189,15 @@ class Resolver:
         seed_refs = {r.ref for r in seeds}
         clusters = cluster(self._known.values(), self.sources.rank, keys=self._keys_of,
                            indexed=self._placed)
-        return [replace(c, links={r.ref: self._evidence[r.ref] for r in c.records
+        return [replace(c, links={r.ref: self._link(self._evidence[r.ref]) for r in c.records
                                   if self._evidence.get(r.ref) is not None})
                 for c in clusters if any(r.ref in seed_refs for r in c.records)]
+
+    def _link(self, evidence: Any) -> Any:
+        """The index's evidence, without naming a record of a source the request may not read."""
+        other = getattr(evidence, "linked_to", None)
+        return evidence if other is None or other[0] in self.readable else replace(
+            evidence, linked_to=None)
 
     async def _from_index(self, records: list[CustomerRecord]) -> None:
         """Place records through the crosswalk and fetch the other records of their customers."""

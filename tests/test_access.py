@@ -247,8 +247,12 @@ async def test_a_region_bound_role_reads_only_its_regions_sources(world, config,
     policy = yaml.safe_load((folder / "policies.yaml").read_text())
     policy["roles"]["regional_support"] = {"inherits": ["support"],
                                            "rows": {"sources": {"region": "$principal.region"}}}
+    policy["roles"]["regional_admin"] = {"inherits": ["admin"],
+                                         "rows": {"sources": {"region": "$principal.region"}}}
     (folder / "policies.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
     uk = token_for(Principal("una", ("regional_support",), region="uk", purpose="support"), auth)
+    uk_admin = token_for(Principal("uma", ("regional_admin",), region="uk",
+                                   purpose="administration"), auth)
     nowhere = token_for(Principal("ned", ("regional_support",), purpose="support"), auth)
     paris_only = _known_only_in(world, {"paris"})[0]
     query = "id sourceRecords { source } transactions { shop } interactions { channel }"
@@ -274,6 +278,8 @@ async def test_a_region_bound_role_reads_only_its_regions_sources(world, config,
                                      "{ source } } } } }")
         sources = await ask(client, uk, "{ sources { name } }")
         incomplete = await ask(client, nowhere, "{ sources { name } }", status=403)
+        evidence = await ask(client, uk_admin, BY_ID % "matchEvidence { record { source } "
+                                                     "linkedTo { source } }", id=camille)
     found = by_id["data"]["customer"]
     assert found["id"] == camille and by_email["data"]["customerByEmail"]["id"] == camille
     assert {r["source"] for r in found["sourceRecords"]} == {"london"}
@@ -285,6 +291,10 @@ async def test_a_region_bound_role_reads_only_its_regions_sources(world, config,
     assert sources["data"]["sources"] == [{"name": "london"}]
     assert set(asked) == {"london"}, "a source of another region was asked"
     assert codes(incomplete) == ["PRINCIPAL_INCOMPLETE"] and "--region" in str(incomplete)
+    # the index's evidence never names a record of another region (linked to Paris: not said)
+    links = evidence["data"]["customer"]["matchEvidence"]
+    assert links and {e["record"]["source"] for e in links} == {"london"}
+    assert all(e["linkedTo"] is None or e["linkedTo"]["source"] == "london" for e in links)
 
 
 # -- isolation under concurrency ----------------------------------------------------------------
