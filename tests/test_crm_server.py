@@ -184,6 +184,12 @@ def test_sorts(client, sorts, expected):
     assert ids(search(client, sorts=sorts, limit=10)) == expected[:3]  # page_limit is 3
 
 
+def test_a_search_without_filters_pages_in_id_order_like_a_scan(client):
+    everything = search(client, limit=2)
+    scan = search(client, **where(f("hs_object_id", "HAS_PROPERTY"), limit=2))
+    assert everything == scan and everything["total"] == 4
+
+
 def test_paging_next_after_until_the_last_page(client):
     first = search(client, limit=100)
     assert first["total"] == 4 and ids(first) == ["1", "2", "9"]

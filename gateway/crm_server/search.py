@@ -251,12 +251,11 @@ def id_range(store: Store, object_type: str, groups: Any,
     ids answers it without testing each object. None for any other search. The body was
     already validated by ``compile_groups``.
     """
-    if specs not in ([], [("hs_object_id", False)]) or not isinstance(groups, list) \
-            or len(groups) != 1:
+    if specs not in ([], [("hs_object_id", False)]) or len(groups or ()) > 1:
         return None
     ids = store.ids[object_type]
     lo, hi = 0, len(ids)
-    for f in groups[0]["filters"]:
+    for f in groups[0]["filters"] if groups else ():
         bound = _BOUNDS.get(str(f.get("operator", "EQ")).upper())
         value = str(f.get("value", ""))
         if f.get("propertyName") != "hs_object_id" or bound is None or not value.isdigit():
