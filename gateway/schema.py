@@ -25,6 +25,7 @@ from gateway.planner import FilterError, card_key
 from gateway.policy import RoleView, RowScope
 from gateway.principal import Principal
 from gateway.resolver import Resolver
+from gateway.schema_audit import AuditLogPage, audit_log
 from gateway.schema_me import Me, MeMutation, me
 from gateway.schema_steward import Mutation as StewardMutation
 from gateway.schema_steward import StewardLogEntry, steward_log
@@ -207,6 +208,14 @@ class Query:
     @strawberry.field(description="The stewards' audit log, newest first (admin role needed).")
     async def steward_log(self, info: Info, first: int = 20) -> list[StewardLogEntry]:
         return await steward_log(info, first)
+
+    @strawberry.field(description="The audit log, newest first: who read or changed what, when, for "
+                                  "which purpose (admin role needed).")
+    async def audit_log(self, info: Info, customer: strawberry.ID | None = None,
+                        subject: str | None = None, kind: str | None = None,
+                        purpose: str | None = None, before: int | None = None,
+                        first: int = 50) -> AuditLogPage:
+        return await audit_log(info, customer, subject, kind, purpose, before, first)
 
     @strawberry.field(description="The configured sources, in identity order.")
     def sources(self, info: Info) -> list[gt.Source]:

@@ -392,3 +392,32 @@ def test_the_fields_of_an_entry_are_those_the_operation_reaches_by_any_path():
         "Query.customer", "Customer.emails", "Email.address", "Customer.phones", "Phone.number",
         "Customer.birthDate", "SourcedDate.value"]
     assert selected_fields(schema, document, "Nope") == []
+
+
+AUDIT_LOG = """query($customer: ID, $kind: String, $first: Int!, $before: Int) {
+  auditLog(customer: $customer, kind: $kind, first: $first, before: $before) {
+    entries { id kind subject subjectKind roles purpose customers fields { path masked } hash }
+    nextBefore } }"""
+
+
+async def test_admins_query_the_audit_log_over_graphql_and_no_one_else_can(world, config):
+    async with await serve(config) as client:
+        caller = Caller(client, config)
+        camille = await showcase_id(caller, world)
+        await caller.data(MARKETING, "query($id: ID!) { customer(id: $id) { phones { number } } }",
+                          id=camille)
+        first = (await caller.data(ADMIN, AUDIT_LOG, customer=camille, kind="read",
+                                   first=1))["auditLog"]
+        [entry] = first["entries"]
+        assert (entry["subject"], entry["purpose"], entry["customers"]) == (
+            MARKETING.subject, "marketing", [camille])
+        assert {"path": "Phone.number", "masked": True} in entry["fields"]
+        older = (await caller.data(ADMIN, AUDIT_LOG, customer=camille, kind="read", first=1,
+                                   before=first["nextBefore"]))["auditLog"]["entries"]
+        assert older and older[0]["id"] < entry["id"]  # showcase_id's own lookup, before
+        bad = await caller.ask(ADMIN, AUDIT_LOG, kind="gossip", first=5)
+        refused = await caller.ask(FINANCE, AUDIT_LOG, first=5)
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "gossip" in bad["errors"][0]["message"]
+    # Other roles' schemas have no auditLog at all: validation names the field.
+    assert "auditLog" in refused["errors"][0]["message"] and refused.get("data") is None

@@ -34,6 +34,9 @@ LINEAGE: Mapping[str, tuple[str, ...]] = {
     "Customer.transactions(first:)": (),
     "Customer.interactions(first:)": (),
     "Query.stewardLog(first:)": (),
+    # the audit log names ids, field paths and codes, never personal values
+    **{f"Query.auditLog({a}:)": () for a in ("customer", "subject", "kind", "purpose", "before",
+                                              "first")},
     # stewards' mutations name records and customers, never personal values
     "Mutation.linkRecords(records:)": (),
     "Mutation.linkRecords(reason:)": (),
