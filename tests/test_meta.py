@@ -43,10 +43,10 @@ def test_third_party_libraries_stay_in_their_modules():
     homes = {"sqlglot": {"connectors/sql.py", "connectors/sql_statements.py",
                          "connectors/sql_drivers.py"},
              "asyncpg": {"connectors/sql.py", "connectors/sql_drivers.py",
-                         "gateway/crosswalk/postgres.py", "gateway/audit/postgres_db.py"},
+                         "gateway/stores/postgres.py"},
              "asyncmy": {"connectors/sql.py", "connectors/sql_drivers.py"},
              "aiosqlite": {"connectors/sql.py", "connectors/sql_drivers.py",
-                           "gateway/crosswalk/sqlite.py", "gateway/audit/sqlite_db.py"}}
+                           "gateway/stores/sqlite.py"}}
     for path in [*(ROOT / "connectors").rglob("*.py"), *(ROOT / "gateway").rglob("*.py")]:
         rel = str(path.relative_to(ROOT))
         for module in _imports(path):

@@ -25,7 +25,6 @@ from gateway.audit.config import (
     parse_audit_section,
 )
 from gateway.audit.errors import AuditConfigError, AuditError, AuditUnavailable, InvalidAuditEvent
-from gateway.audit.location import StoreLocation
 from gateway.audit.postgres import DEFAULT_SCHEMA, PostgresAuditLog
 from gateway.audit.sqlite import SQLiteAuditLog
 from gateway.audit.types import (
@@ -40,6 +39,7 @@ from gateway.audit.types import (
     FieldAccess,
     VerifyReport,
 )
+from gateway.stores.location import StoreLocation
 
 #: Backend name -> how to build a log at a location with a chain.
 BACKENDS: dict[str, Callable[[StoreLocation, Chain], AuditLog]] = {

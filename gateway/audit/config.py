@@ -18,7 +18,8 @@ from typing import Any
 from gateway import secrets
 from gateway.audit.chain import Chain
 from gateway.audit.errors import AuditConfigError
-from gateway.audit.location import (
+from gateway.audit.postgres import DEFAULT_SCHEMA
+from gateway.stores.location import (
     StoreLocation,
     parse_store_url,
     problems_error,
@@ -26,7 +27,6 @@ from gateway.audit.location import (
     section_doc,
     section_store,
 )
-from gateway.audit.postgres import DEFAULT_SCHEMA
 
 #: The URL the gateway uses when the config does not name one, relative to the config file.
 DEFAULT_URL = "sqlite:///panorama-audit.db"

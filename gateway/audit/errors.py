@@ -1,7 +1,7 @@
 """One exception tree for the audit log.
 
 Library exceptions (aiosqlite/sqlite3, asyncpg, OSError) are translated once, in the database
-layer (``sqlite_db``, ``postgres_db``), so callers only ever see these::
+layer (``gateway.stores.sqlite``, ``gateway.stores.postgres``), so callers only ever see these::
 
     AuditError             code               meaning
     ├── AuditConfigError   AUDIT_CONFIG       bad store URL, schema name or HMAC key
@@ -14,7 +14,7 @@ be the personal value that should not have been there).
 
 from __future__ import annotations
 
-from gateway.audit.storage import ErrorKinds
+from gateway.stores.types import ErrorKinds
 
 
 class AuditError(Exception):

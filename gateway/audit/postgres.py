@@ -1,4 +1,4 @@
-"""The audit log in PostgreSQL, for gateway replicas sharing one log (see ``postgres_db``).
+"""The audit log in PostgreSQL, for gateway replicas sharing one log (see ``gateway.stores.postgres``).
 
 An append is one transaction that locks the head row (``SELECT ... FOR UPDATE``), writes the
 entries and moves the head: replicas appending at once queue on that row, so the chain stays
@@ -17,9 +17,9 @@ from gateway.audit import events
 from gateway.audit.base import AuditLog
 from gateway.audit.chain import GENESIS, Chain
 from gateway.audit.errors import ERRORS
-from gateway.audit.postgres_db import PostgresBacked, PostgresDatabase
 from gateway.audit.storage import newest_first
 from gateway.audit.types import KINDS, AuditEntry, AuditEvent, AuditFilter, Snapshot
+from gateway.stores.postgres import PostgresBacked, PostgresDatabase
 
 #: The schema the tables live in when the URL names none.
 DEFAULT_SCHEMA = "panorama_audit"

@@ -1,4 +1,4 @@
-"""The audit log in a SQLite file (see ``sqlite_db`` for connections and transactions).
+"""The audit log in a SQLite file (see ``gateway.stores.sqlite`` for connections and transactions).
 
 An append is one ``BEGIN IMMEDIATE`` transaction that reads the head, writes the entries and
 moves the head, so appends of several processes sharing the file still make one chain.
@@ -17,9 +17,9 @@ from gateway.audit import events
 from gateway.audit.base import AuditLog
 from gateway.audit.chain import GENESIS, Chain
 from gateway.audit.errors import ERRORS
-from gateway.audit.sqlite_db import SQLiteBacked, SQLiteDatabase
 from gateway.audit.storage import newest_first, stamp
 from gateway.audit.types import KINDS, AuditEntry, AuditEvent, AuditFilter, Snapshot
+from gateway.stores.sqlite import SQLiteBacked, SQLiteDatabase
 
 
 def _refuse(table: str, operation: str) -> str:

@@ -1,14 +1,11 @@
-"""What the database layer needs to know of a store: its errors, its rules, its migrations.
+"""Row helpers the audit log and the consent store share: batches, limits, times, paging.
 
-The audit log and the consent store share one SQLite layer (``sqlite_db``) and one PostgreSQL
-layer (``postgres_db``); each store hands them an :class:`ErrorKinds`, so that a library's
-exception becomes the store's own error, with the store's words.
+Their database layer is ``gateway.stores`` (shared with the crosswalk).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
@@ -17,41 +14,6 @@ T = TypeVar("T")
 
 #: Rows per statement or batch of parameters.
 BATCH = 5_000
-
-Migrations = tuple[tuple[int, tuple[str, ...]], ...]
-"""(version, statements): applied in order, each once, recorded in the store's version table."""
-
-
-@dataclass(frozen=True)
-class ErrorKinds:
-    """A store's error classes, its name in messages, and what its constraints mean."""
-
-    what: str  # "audit log", "consent store"
-    base: type[Exception]
-    config: type[Exception]
-    unavailable: type[Exception]
-    invalid: type[Exception]
-    rules: Mapping[str, str] = field(default_factory=dict)
-
-    def broken(self, constraint: str | None) -> Exception:
-        """``invalid``, saying which rule (by constraint name) was broken and that nothing was written."""
-        rule = self.rules.get(constraint or "", f"a rule of the store was broken ({constraint or 'unknown'})")
-        return self.invalid(f"refused, nothing written: {rule}")
-
-
-class DatabaseBacked:
-    """A store kept in a database layer (``self.db``): opening and closing go to it."""
-
-    db: Any
-
-    def _is_open(self) -> bool:
-        return bool(self.db.is_open)
-
-    async def _open_store(self) -> None:
-        await self.db.open()
-
-    async def _close_store(self) -> None:
-        await self.db.aclose()
 
 
 def chunks(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from gateway.audit.location import StoreLocation
 from gateway.consent.base import ConsentStore
 from gateway.consent.config import (
     DEFAULT_URL,
@@ -44,6 +43,7 @@ from gateway.consent.rules import (
 )
 from gateway.consent.sqlite import SQLiteConsentStore
 from gateway.consent.types import CORRECTION_STATUSES, ConsentDecision, CorrectionRequest
+from gateway.stores.location import StoreLocation
 
 #: Backend name -> how to build a store at a location.
 BACKENDS: dict[str, Callable[[StoreLocation], ConsentStore]] = {

@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.audit.location import (
+from gateway.consent.errors import ConsentConfigError
+from gateway.consent.postgres import DEFAULT_SCHEMA
+from gateway.consent.routing import DEFAULT_CONTACT, is_contact
+from gateway.consent.rules import OptOutRule, parse_rules
+from gateway.stores.location import (
     StoreLocation,
     parse_store_url,
     problems_error,
@@ -29,10 +33,6 @@ from gateway.audit.location import (
     section_doc,
     section_store,
 )
-from gateway.consent.errors import ConsentConfigError
-from gateway.consent.postgres import DEFAULT_SCHEMA
-from gateway.consent.routing import DEFAULT_CONTACT, is_contact
-from gateway.consent.rules import OptOutRule, parse_rules
 
 #: The URL used when the config does not name one, relative to the config file.
 DEFAULT_URL = "sqlite:///panorama-consent.db"

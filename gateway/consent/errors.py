@@ -1,7 +1,7 @@
 """One exception tree for the consent store (consent decisions and correction requests).
 
 Library exceptions are translated once, in the database layer shared with the audit log
-(``gateway.audit.sqlite_db``, ``gateway.audit.postgres_db``), so callers only ever see these::
+(``gateway.stores.sqlite``, ``gateway.stores.postgres``), so callers only ever see these::
 
     ConsentError            code                meaning
     ├── ConsentConfigError  CONSENT_CONFIG      bad store URL, schema, rules or contacts
@@ -12,7 +12,7 @@ Library exceptions are translated once, in the database layer shared with the au
 
 from __future__ import annotations
 
-from gateway.audit.storage import ErrorKinds
+from gateway.stores.types import ErrorKinds
 
 
 class ConsentError(Exception):

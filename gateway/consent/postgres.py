@@ -1,5 +1,5 @@
 """The consent store in PostgreSQL, for gateway replicas sharing it (see
-``gateway.audit.postgres_db`` for the pool, schema and migrations).
+``gateway.stores.postgres`` for the pool, schema and migrations).
 
 Decisions are only ever inserted; the latest of a (customer, purpose) is the one with the
 highest id. Lists of ids travel as ``text[]`` parameters.
@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from gateway.audit.postgres_db import PostgresBacked, PostgresDatabase
 from gateway.audit.storage import check_limit, chunks, newest_first
 from gateway.consent import checks
 from gateway.consent.base import ConsentStore
 from gateway.consent.checks import CORRECTION_COLUMNS, DECISION_COLUMNS
 from gateway.consent.errors import ERRORS
 from gateway.consent.types import CORRECTION_STATUSES, ConsentDecision, CorrectionRequest
+from gateway.stores.postgres import PostgresBacked, PostgresDatabase
 
 #: The schema the tables live in when the URL names none.
 DEFAULT_SCHEMA = "panorama_consent"

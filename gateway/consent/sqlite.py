@@ -1,4 +1,4 @@
-"""The consent store in a SQLite file (see ``gateway.audit.sqlite_db`` for connections).
+"""The consent store in a SQLite file (see ``gateway.stores.sqlite`` for connections).
 
 Decisions are only ever inserted; the latest of a (customer, purpose) is the one with the
 highest id, found through the index on (purpose, customer, id). Lists of ids travel as one
@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.audit.sqlite_db import SQLiteBacked, SQLiteDatabase
 from gateway.audit.storage import check_limit, chunks, newest_first, stamp
 from gateway.consent import checks
 from gateway.consent.base import ConsentStore
 from gateway.consent.checks import CORRECTION_COLUMNS, DECISION_COLUMNS
 from gateway.consent.errors import ERRORS
 from gateway.consent.types import CORRECTION_STATUSES, ConsentDecision, CorrectionRequest
+from gateway.stores.sqlite import SQLiteBacked, SQLiteDatabase
 
 MIGRATIONS = (
     (1, (

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote
 
 from gateway.crosswalk.base import (
     Crosswalk,
@@ -29,11 +28,11 @@ from gateway.crosswalk.errors import (
     CrosswalkUnavailable,
     InvalidIndexRun,
     InvalidStewardAction,
-    redact_url,
 )
 from gateway.crosswalk.hashing import KeyHasher
 from gateway.crosswalk.postgres import PostgresCrosswalk
 from gateway.crosswalk.sqlite import SQLiteCrosswalk
+from gateway.stores.location import sqlite_file, store_scheme
 
 #: The URL the gateway uses when the config does not name one, relative to the config file.
 DEFAULT_URL = "sqlite:///panorama-crosswalk.db"
@@ -44,7 +43,6 @@ BACKENDS: dict[str, Callable[[str, Path], Crosswalk]] = {
     "postgresql": lambda url, base_dir: PostgresCrosswalk.from_url(url),
     "postgres": lambda url, base_dir: PostgresCrosswalk.from_url(url),
 }
-_EXAMPLES = "sqlite:///relative/path.db, sqlite:////absolute/path.db, postgresql://user@host:5432/db"
 
 
 def open_crosswalk(url: str, base_dir: Path | str | None = None) -> Crosswalk:
@@ -54,32 +52,13 @@ def open_crosswalk(url: str, base_dir: Path | str | None = None) -> Crosswalk:
     working directory), ``sqlite:////path`` absolute. ``postgresql://user@host:port/db``
     keeps its tables in the schema ``panorama`` (``?schema=name`` to choose another).
     """
-    scheme, sep, _ = url.partition("://") if isinstance(url, str) else ("", "", "")
-    if not sep:
-        # Not echoed: it may be a libpq "key=value" string with a password in it.
-        raise CrosswalkConfigError(f"the crosswalk URL is not a URL (scheme://...); write one of:"
-                                   f" {_EXAMPLES}")
-    factory = BACKENDS.get(scheme.lower())
-    if factory is None:
-        raise CrosswalkConfigError(
-            f"unknown crosswalk URL scheme {scheme!r}; known: {', '.join(sorted(BACKENDS))}"
-            f" (e.g. {_EXAMPLES})")
+    factory = BACKENDS[store_scheme(url, BACKENDS, what="crosswalk", error=CrosswalkConfigError)]
     return factory(url, Path(base_dir) if base_dir is not None else Path.cwd())
 
 
 def sqlite_path(url: str, base_dir: Path) -> Path:
     """The file a ``sqlite:///`` URL names: relative to ``base_dir`` unless absolute."""
-    rest = url.partition("://")[2]
-    if not rest.startswith("/") or rest == "/":
-        raise CrosswalkConfigError(
-            f"crosswalk URL {redact_url(url)!r}: a SQLite URL names a file and no host:"
-            " sqlite:///relative/path.db or sqlite:////absolute/path.db")
-    text = unquote(rest[1:].partition("?")[0])
-    if text in ("", ":memory:"):
-        raise CrosswalkConfigError(
-            f"crosswalk URL {url!r}: the crosswalk must outlive the process; name a file")
-    path = Path(text).expanduser()
-    return path if path.is_absolute() else base_dir / path
+    return sqlite_file(url, base_dir, what="crosswalk", error=CrosswalkConfigError)
 
 
 __all__ = [

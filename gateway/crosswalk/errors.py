@@ -1,7 +1,7 @@
 """One exception tree for the crosswalk store.
 
-Library exceptions (aiosqlite/sqlite3, asyncpg, OSError) are translated once, in the backend
-that caught them (``raise ... from exc``), so callers only ever see these::
+Library exceptions (aiosqlite/sqlite3, asyncpg, OSError) are translated once, in the database
+layer (``gateway.stores.sqlite``, ``gateway.stores.postgres``), so callers only ever see these::
 
     CrosswalkError           code                  meaning
     ├── CrosswalkConfigError CROSSWALK_CONFIG      bad URL, schema name or identity.secret
@@ -15,7 +15,7 @@ hold a URL's password, a secret, a key hash or a value a hash was made from.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from gateway.stores.types import ErrorKinds
 
 
 class CrosswalkError(Exception):
@@ -65,32 +65,13 @@ RULES: dict[str, str] = {
     "steward_actor_not_empty": "a steward action needs an actor",
 }
 
-
-def rule_broken(constraint: str | None) -> str:
-    """The message for a violated constraint, by name."""
-    return RULES.get(constraint or "", f"a rule of the store was broken ({constraint or 'unknown'})")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***``: safe for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:  # unparseable (a bad port, a bracket): show no part of it
-        return "<unparseable URL>"
-
-
 #: What a refusal means for the caller, by error class: nothing of it was written.
-REFUSED: dict[type[CrosswalkError], str] = {
+REFUSED: dict[type[Exception], str] = {
     InvalidIndexRun: "index run rejected, nothing applied",
     InvalidStewardAction: "steward action refused, nothing recorded",
 }
 
-
-def refused(error: type[CrosswalkError], detail: str) -> CrosswalkError:
-    """``error`` with a message saying that nothing was written, and why."""
-    return error(f"{REFUSED.get(error, 'refused')}: {detail}")
+#: The crosswalk's errors and rules, for the database layer. Each write names its own error
+#: (InvalidIndexRun, InvalidStewardAction); anything else refused is a CrosswalkError.
+ERRORS = ErrorKinds("crosswalk", CrosswalkError, CrosswalkConfigError, CrosswalkUnavailable,
+                    CrosswalkError, RULES, REFUSED, refusal="refused", url="the crosswalk URL")

@@ -9,29 +9,20 @@ hashes travel as array parameters (``unnest``/``= ANY``), a batch at a time. Key
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import asyncpg  # type: ignore[import-untyped]
-import asyncpg.exceptions as pg  # type: ignore[import-untyped]
 
 from gateway.crosswalk import rows
 from gateway.crosswalk.base import Crosswalk, IndexRun, IndexStats, Member, Ref, StewardAction
 from gateway.crosswalk.errors import (
+    ERRORS,
     CrosswalkConfigError,
-    CrosswalkError,
-    CrosswalkUnavailable,
     InvalidIndexRun,
     InvalidStewardAction,
-    redact_url,
-    refused,
-    rule_broken,
 )
+from gateway.stores.location import check_schema, postgres_dsn, redact_url
+from gateway.stores.postgres import Connection, PostgresBacked, PostgresDatabase
 
 KEY = 'text COLLATE "C" NOT NULL'
 
@@ -89,15 +80,6 @@ RESOLVE = (
 
 REF_ROWS = "unnest($1::text[], $2::text[]) AS r (source, local_key)"
 
-#: Library exceptions that mean the database cannot be reached or refused us.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, pg.PostgresConnectionError, pg.InterfaceError,
-    pg.InvalidAuthorizationSpecificationError, pg.InvalidCatalogNameError,
-    pg.InsufficientPrivilegeError, pg.InsufficientResourcesError, pg.OperatorInterventionError,
-)
-
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
 
 def _count(status: str) -> int:
     """The row count at the end of a command status (``DELETE 3``, ``INSERT 0 5``)."""
@@ -113,126 +95,33 @@ def _member(row: Sequence[Any]) -> Member:
     return rows.member_from_row(row, row[5])
 
 
-class PostgresCrosswalk(Crosswalk):
+class PostgresCrosswalk(PostgresBacked, Crosswalk):
     """The crosswalk in a PostgreSQL database, in ``schema`` (created if missing)."""
 
     def __init__(self, dsn: str, *, schema: str = "panorama", pool_size: int = 5) -> None:
-        if not _SCHEMA_NAME.fullmatch(schema):
-            raise CrosswalkConfigError(
-                f"crosswalk schema {schema!r}: use lower-case letters, digits and _")
-        self.dsn = dsn
-        self.schema = schema
-        self.pool_size = pool_size
-        self._pool: asyncpg.Pool | None = None
-        self._open_lock = asyncio.Lock()
+        check_schema(schema, what="crosswalk", error=CrosswalkConfigError)
+        self.db = PostgresDatabase(dsn, schema, MIGRATIONS, ERRORS, "schema_version",
+                                   pool_size=pool_size, lock=f"panorama-crosswalk:{schema}",
+                                   name=f"PostgresCrosswalk({redact_url(dsn)!r}, schema={schema!r})")
 
     @classmethod
     def from_url(cls, url: str) -> PostgresCrosswalk:
         """A store for ``postgresql://user@host:port/db[?schema=name]``."""
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        schema = next((v for k, v in query if k == "schema"), "panorama")
-        rest = urlencode([(k, v) for k, v in query if k != "schema"])
-        return cls(urlunsplit(parts._replace(query=rest)), schema=schema)
+        dsn, schema = postgres_dsn(url, "panorama", what="crosswalk", error=CrosswalkConfigError)
+        return cls(dsn, schema=schema)
 
     def __repr__(self) -> str:
         return f"PostgresCrosswalk({redact_url(self.dsn)!r}, schema={self.schema!r})"
 
-    # --- connections and errors ---------------------------------------------------------
-
-    def _scrub(self, text: str) -> str:
-        try:
-            password = urlsplit(self.dsn).password
-        except ValueError:
-            password = None
-        return text.replace(password, "***") if password else text
-
-    def _translate(self, exc: BaseException, error: type[CrosswalkError]) -> CrosswalkError | None:
-        """The crosswalk error for a library exception; None for anything else (a bug)."""
-        if isinstance(exc, pg.IntegrityConstraintViolationError):
-            return refused(error, rule_broken(getattr(exc, "constraint_name", None)))
-        if isinstance(exc, UNAVAILABLE):
-            return CrosswalkUnavailable(
-                f"crosswalk database {redact_url(self.dsn)} cannot be used"
-                f" ({type(exc).__name__}: {self._scrub(str(exc))}); check the crosswalk URL"
-                " and that PostgreSQL is running")
-        if isinstance(exc, pg.PostgresError):
-            return CrosswalkError(f"crosswalk database {redact_url(self.dsn)}: "
-                                  f"{type(exc).__name__}: {self._scrub(str(exc))}")
-        return None
-
-    @asynccontextmanager
-    async def _connection(self, error: type[CrosswalkError] = CrosswalkError,
-                          transaction: bool = False) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection (in a transaction if asked), library errors translated."""
-        if self._pool is None:
-            raise CrosswalkError(f"{self!r} is not open: await open() first")
-        try:
-            async with self._pool.acquire() as conn:
-                if not transaction:
-                    yield conn
-                    return
-                async with conn.transaction():
-                    yield conn
-        except (InvalidIndexRun, InvalidStewardAction) as exc:
-            raise refused(type(exc), str(exc)) from exc
-        except Exception as exc:
-            translated = self._translate(exc, error)
-            if translated is None:
-                raise
-            raise translated from exc
+    @property
+    def pool_size(self) -> int:
+        return self.db.pool_size
 
     async def open(self) -> None:
-        async with self._open_lock:  # two tasks opening at once open once
-            if self._pool is None:
-                await self._open()
-
-    async def _open(self) -> None:
-        try:
-            pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.pool_size, timeout=10,
-                server_settings={"search_path": self.schema, "application_name": "panorama"})
-        except ValueError as exc:  # asyncpg's DSN parser
-            raise CrosswalkConfigError(f"crosswalk URL {redact_url(self.dsn)}:"
-                                       f" {self._scrub(str(exc))}") from None
-        except Exception as exc:
-            translated = self._translate(exc, CrosswalkError)
-            if translated is None:
-                raise
-            raise translated from exc
-        self._pool = pool
-        try:
-            async with self._connection(transaction=True) as conn:
-                await self._migrate(conn)
-        except BaseException:
-            await self.aclose()
-            raise
-
-    async def _migrate(self, conn: asyncpg.Connection) -> None:
-        # Two gateways starting at once must not both create the tables.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
-                           f"panorama-crosswalk:{self.schema}")
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version"
-                           " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)")
-        current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
-        for version, statements in MIGRATIONS:
-            if version > current:
-                for statement in statements:
-                    await conn.execute(statement)
-                await conn.execute("INSERT INTO schema_version VALUES ($1, now())", version)
+        await self.db.open()
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), 5)
-            except (TimeoutError, OSError, pg.InterfaceError):
-                pool.terminate()
-
-    async def _fetch(self, sql: str, *params: Any) -> list[Any]:
-        async with self._connection() as conn:
-            return list(await conn.fetch(sql, *params))
+        await self.db.aclose()
 
     # --- lookups ------------------------------------------------------------------------
 
@@ -240,7 +129,7 @@ class PostgresCrosswalk(Crosswalk):
         found: dict[Ref, str] = {}
         unique = dict.fromkeys(rows.ref(r, ValueError) for r in refs)
         for batch in rows.chunks(unique):
-            for source, key, global_id in await self._fetch(
+            for source, key, global_id in await self.db.fetch(
                     f"SELECT m.source, m.local_key, m.global_id FROM {REF_ROWS}"
                     " JOIN members AS m USING (source, local_key)", *_columns(batch)):
                 found[(source, key)] = global_id
@@ -250,7 +139,7 @@ class PostgresCrosswalk(Crosswalk):
         found: dict[str, list[Member]] = {}
         unique = dict.fromkeys(g for g in global_ids if isinstance(g, str))
         for batch in rows.chunks(unique):
-            for row in await self._fetch(
+            for row in await self.db.fetch(
                     f"SELECT {', '.join(MEMBER_COLUMNS)} FROM members"
                     " WHERE global_id = ANY ($1::text[]) ORDER BY global_id, source, local_key",
                     batch):
@@ -260,14 +149,14 @@ class PostgresCrosswalk(Crosswalk):
     async def resolve_id(self, global_id: str) -> tuple[str, bool] | None:
         if not isinstance(global_id, str) or not global_id:
             return None
-        current, hops, live = (await self._fetch(RESOLVE, global_id))[0]
+        current, hops, live = (await self.db.fetch(RESOLVE, global_id))[0]
         return (current, hops > 0) if live else None
 
     async def refs_for_hashes(self, hashes: Iterable[str]) -> dict[str, list[Ref]]:
         found: dict[str, list[Ref]] = {}
         unique = dict.fromkeys(h for h in hashes if isinstance(h, str))
         for batch in rows.chunks(unique):
-            for value, source, key in await self._fetch(
+            for value, source, key in await self.db.fetch(
                     "SELECT hash, source, local_key FROM key_hashes WHERE hash = ANY ($1::text[])"
                     " ORDER BY hash, source, local_key", batch):
                 found.setdefault(value, []).append((source, key))
@@ -277,18 +166,18 @@ class PostgresCrosswalk(Crosswalk):
         found: dict[Ref, set[str]] = {}
         unique = dict.fromkeys(rows.ref(r, ValueError) for r in refs)
         for batch in rows.chunks(unique):
-            for source, key, value in await self._fetch(
+            for source, key, value in await self.db.fetch(
                     f"SELECT k.source, k.local_key, k.hash FROM {REF_ROWS}"
                     " JOIN key_hashes AS k USING (source, local_key)", *_columns(batch)):
                 found.setdefault((source, key), set()).add(value)
         return found
 
     async def watermark(self, source: str) -> str | None:
-        found = await self._fetch("SELECT value FROM watermarks WHERE source = $1", source)
+        found = await self.db.fetch("SELECT value FROM watermarks WHERE source = $1", source)
         return found[0][0] if found else None
 
     async def all_members(self) -> AsyncIterator[Member]:
-        async with self._connection() as conn:
+        async with self.db.connection() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 async for row in conn.cursor(
                         f"SELECT {', '.join(MEMBER_COLUMNS)} FROM members"
@@ -296,18 +185,18 @@ class PostgresCrosswalk(Crosswalk):
                     yield _member(row)
 
     async def _pairs(self, table: str) -> list[tuple[Ref, Ref]]:
-        found = await self._fetch(f"SELECT a_source, a_key, b_source, b_key FROM {table}"
+        found = await self.db.fetch(f"SELECT a_source, a_key, b_source, b_key FROM {table}"
                                   " ORDER BY a_source, a_key, b_source, b_key")
         return [rows.pair_from_row(row) for row in found]
 
     async def steward_log(self, limit: int = 100) -> list[StewardAction]:
         rows.check_limit(limit)
-        found = await self._fetch("SELECT id, action, actor, reason, at, payload::text"
+        found = await self.db.fetch("SELECT id, action, actor, reason, at, payload::text"
                                   " FROM steward_actions ORDER BY id DESC LIMIT $1", limit)
         return [rows.action_from_row(row) for row in found]
 
     async def stats(self) -> dict[str, int]:
-        found = await self._fetch(
+        found = await self.db.fetch(
             "SELECT (SELECT count(*) FROM members) AS records,"
             " (SELECT count(DISTINCT global_id) FROM members) AS customers,"
             " (SELECT count(*) FROM redirects) AS redirects,"
@@ -320,7 +209,7 @@ class PostgresCrosswalk(Crosswalk):
     # --- writes -------------------------------------------------------------------------
 
     @staticmethod
-    async def _each_batch(conn: asyncpg.Connection, sql: str,
+    async def _each_batch(conn: Connection, sql: str,
                           values: Iterable[tuple[str, ...]]) -> int:
         """Run ``sql`` over batches of ``values`` as column arrays ($1, $2...); rows changed."""
         changed = 0
@@ -329,7 +218,7 @@ class PostgresCrosswalk(Crosswalk):
         return changed
 
     async def apply_index(self, run: IndexRun) -> IndexStats:
-        async with self._connection(InvalidIndexRun, transaction=True) as conn:
+        async with self.db.connection(transaction=True, error=InvalidIndexRun) as conn:
             removed = {rows.ref(r) for r in run.removed}
             gone = await self._each_batch(
                 conn, f"DELETE FROM members AS m USING {REF_ROWS}"
@@ -383,7 +272,7 @@ class PostgresCrosswalk(Crosswalk):
     ) -> StewardAction:
         name, actor, reason, at, payload = rows.action_fields(action)
         changes = rows.constraint_changes(must_link, cannot_link, drop_must_link, drop_cannot_link)
-        async with self._connection(InvalidStewardAction, transaction=True) as conn:
+        async with self.db.connection(transaction=True, error=InvalidStewardAction) as conn:
             ident = await conn.fetchval(
                 "INSERT INTO steward_actions (action, actor, reason, at, payload)"
                 " VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING id",

@@ -9,16 +9,11 @@ fixed whatever the list's length.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from gateway.crosswalk import rows
 from gateway.crosswalk.base import (
@@ -29,15 +24,8 @@ from gateway.crosswalk.base import (
     Ref,
     StewardAction,
 )
-from gateway.crosswalk.errors import (
-    CrosswalkConfigError,
-    CrosswalkError,
-    CrosswalkUnavailable,
-    InvalidIndexRun,
-    InvalidStewardAction,
-    refused,
-    rule_broken,
-)
+from gateway.crosswalk.errors import ERRORS, InvalidIndexRun, InvalidStewardAction
+from gateway.stores.sqlite import HINTS, Connection, SQLiteBacked, SQLiteDatabase
 
 #: (version, statements): applied in order, each once, recorded in ``schema_version``.
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
@@ -104,20 +92,9 @@ _REPORTS = (
     ("NOT NULL constraint failed: members.global_id", "member_id_not_empty"),
 )
 
-#: (sqlite3 error name prefix, what to do about it); the last one is the default.
-_HINTS = (
-    ("SQLITE_BUSY", "another process held the file too long; is a second indexer running?"),
-    ("SQLITE_NOTADB", "it is not a SQLite database: name another file"),
-    ("SQLITE_FULL", "the disk is full"),
-    ("", "check that the file and its directory are writable"),
-)
-
-
-def _constraint(exc: sqlite3.IntegrityError) -> str | None:
-    message = str(exc)
-    if message.startswith("CHECK constraint failed: "):
-        return message.partition(": ")[2]
-    return next((name for prefix, name in _REPORTS if message.startswith(prefix)), None)
+#: (sqlite3 error name prefix, what to do about it): the shared hints, but for a busy file.
+_HINTS = (("SQLITE_BUSY", "another process held the file too long; is a second indexer running?"),
+          *HINTS[1:])
 
 
 def _json(values: Iterable[Any]) -> str:
@@ -144,119 +121,26 @@ def _staged(row: rows.MemberRow) -> tuple[Any, ...]:
     return (*row[:5], agreed, *row[6:])
 
 
-class SQLiteCrosswalk(Crosswalk):
+class SQLiteCrosswalk(SQLiteBacked, Crosswalk):
     """The crosswalk in one SQLite file (created with its parent directories)."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    def __repr__(self) -> str:
-        return f"SQLiteCrosswalk({str(self.path)!r})"
-
-    # --- connections ------------------------------------------------------------------
-
-    def _unavailable(self, exc: BaseException) -> CrosswalkUnavailable:
-        name = getattr(exc, "sqlite_errorname", "") or ""
-        hint = next((h for prefix, h in _HINTS if name.startswith(prefix)), _HINTS[-1][1])
-        return CrosswalkUnavailable(f"crosswalk file {self.path}: {exc}; {hint}")
+        self.db = SQLiteDatabase(path, MIGRATIONS, ERRORS, "schema_version", hints=_HINTS,
+                                 reports=_REPORTS, setup=(STAGING,),
+                                 name=f"SQLiteCrosswalk({str(Path(path))!r})")
 
     async def open(self) -> None:
-        async with self._lock:  # two tasks opening at once open once
-            if self._writer is None:
-                await self._open()
-
-    async def _open(self) -> None:
-        if self.path.is_dir():
-            raise CrosswalkConfigError(f"crosswalk path {self.path} is a directory; name a file")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            writer = await aiosqlite.connect(self.path, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise self._unavailable(exc) from exc
-        self._writer = writer
-        try:
-            for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
-                           "busy_timeout = 10000"):
-                await writer.execute(f"PRAGMA {pragma}")
-            await self._migrate(writer)
-            await writer.execute(STAGING)
-            self._reader = await aiosqlite.connect(self.path, isolation_level=None,
-                                                   iter_chunk_size=1000)
-            await self._reader.execute("PRAGMA query_only = ON")
-            await self._reader.execute("PRAGMA busy_timeout = 10000")
-        except BaseException as exc:
-            await self.aclose()
-            if isinstance(exc, sqlite3.Error):
-                raise self._unavailable(exc) from exc
-            raise
-
-    @staticmethod
-    async def _migrate(db: aiosqlite.Connection) -> None:
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            await db.execute("CREATE TABLE IF NOT EXISTS schema_version"
-                             " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-            found = await db.execute_fetchall("SELECT coalesce(max(version), 0) FROM schema_version")
-            current = next(iter(found))[0]
-            for version, statements in MIGRATIONS:
-                if version > current:
-                    for statement in statements:
-                        await db.execute(statement)
-                    await db.execute("INSERT INTO schema_version VALUES (?, ?)",
-                                     (version, datetime.now(UTC).isoformat()))
-        except BaseException:
-            await db.rollback()
-            raise
-        await db.commit()
+        await self.db.open()
 
     async def aclose(self) -> None:
-        writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
-        for conn in (reader, writer):
-            if conn is not None:
-                await conn.close()
-
-    def _connection(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
-        if conn is None:
-            raise CrosswalkError(f"{self!r} is not open: await open() first")
-        return conn
-
-    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        try:
-            return list(await self._connection(self._reader).execute_fetchall(sql, params))
-        except sqlite3.Error as exc:
-            raise self._unavailable(exc) from exc
-
-    @asynccontextmanager
-    async def _write(self, error: type[CrosswalkError]) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; ``error`` (with its rule) if a constraint refuses it."""
-        async with self._lock:
-            db = self._connection(self._writer)
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from exc
-            try:
-                yield db
-                await db.commit()
-            except BaseException as exc:
-                await db.rollback()
-                if isinstance(exc, InvalidIndexRun | InvalidStewardAction):
-                    raise refused(type(exc), str(exc)) from exc
-                if isinstance(exc, sqlite3.IntegrityError):
-                    raise refused(error, rule_broken(_constraint(exc))) from exc
-                if isinstance(exc, sqlite3.Error):
-                    raise self._unavailable(exc) from exc
-                raise
+        await self.db.aclose()
 
     # --- lookups ------------------------------------------------------------------------
 
     async def members_of_refs(self, refs: Iterable[Ref]) -> dict[Ref, str]:
         found: dict[Ref, str] = {}
         for batch in _refs_json(refs):
-            for source, key, global_id in await self._read(
+            for source, key, global_id in await self.db.read(
                     "SELECT m.source, m.local_key, m.global_id FROM json_each(?) AS j"
                     " CROSS JOIN members AS m ON m.source = json_extract(j.value, '$[0]')"
                     " AND m.local_key = json_extract(j.value, '$[1]')", (batch,)):
@@ -266,7 +150,7 @@ class SQLiteCrosswalk(Crosswalk):
     async def members(self, global_ids: Iterable[str]) -> dict[str, list[Member]]:
         found: dict[str, list[Member]] = {}
         for batch in _texts_json(global_ids):
-            for row in await self._read(
+            for row in await self.db.read(
                     f"SELECT {', '.join(f'm.{c}' for c in MEMBER_COLUMNS.split(', '))}"
                     " FROM json_each(?) AS j CROSS JOIN members AS m ON m.global_id = j.value"
                     " ORDER BY m.global_id, m.source, m.local_key", (batch,)):
@@ -276,13 +160,13 @@ class SQLiteCrosswalk(Crosswalk):
     async def resolve_id(self, global_id: str) -> tuple[str, bool] | None:
         if not isinstance(global_id, str) or not global_id:
             return None
-        current, hops, live = (await self._read(RESOLVE, (global_id,)))[0]
+        current, hops, live = (await self.db.read(RESOLVE, (global_id,)))[0]
         return (current, hops > 0) if live else None
 
     async def refs_for_hashes(self, hashes: Iterable[str]) -> dict[str, list[Ref]]:
         found: dict[str, list[Ref]] = {}
         for batch in _texts_json(hashes):
-            for value, source, key in await self._read(
+            for value, source, key in await self.db.read(
                     "SELECT k.hash, k.source, k.local_key FROM json_each(?) AS j"
                     " CROSS JOIN key_hashes AS k ON k.hash = j.value"
                     " ORDER BY k.hash, k.source, k.local_key", (batch,)):
@@ -292,7 +176,7 @@ class SQLiteCrosswalk(Crosswalk):
     async def hashes_of(self, refs: Iterable[Ref]) -> dict[Ref, set[str]]:
         found: dict[Ref, set[str]] = {}
         for batch in _refs_json(refs):
-            for source, key, value in await self._read(
+            for source, key, value in await self.db.read(
                     "SELECT k.source, k.local_key, k.hash FROM json_each(?) AS j"
                     " CROSS JOIN key_hashes AS k ON k.source = json_extract(j.value, '$[0]')"
                     " AND k.local_key = json_extract(j.value, '$[1]')", (batch,)):
@@ -300,34 +184,29 @@ class SQLiteCrosswalk(Crosswalk):
         return found
 
     async def watermark(self, source: str) -> str | None:
-        found = await self._read("SELECT value FROM watermarks WHERE source = ?", (source,))
+        found = await self.db.read("SELECT value FROM watermarks WHERE source = ?", (source,))
         return found[0][0] if found else None
 
     async def all_members(self) -> AsyncIterator[Member]:
-        reader = self._connection(self._reader)
-        try:
-            async with reader.execute(
-                    f"SELECT {MEMBER_COLUMNS} FROM members ORDER BY source, local_key") as cursor:
-                async for row in cursor:
-                    yield _member(row)
-        except sqlite3.Error as exc:
-            raise self._unavailable(exc) from exc
+        async for row in self.db.stream(
+                f"SELECT {MEMBER_COLUMNS} FROM members ORDER BY source, local_key"):
+            yield _member(row)
 
     async def _pairs(self, table: str) -> list[tuple[Ref, Ref]]:
-        found = await self._read(f"SELECT a_source, a_key, b_source, b_key FROM {table}"
+        found = await self.db.read(f"SELECT a_source, a_key, b_source, b_key FROM {table}"
                                  " ORDER BY a_source, a_key, b_source, b_key")
         return [rows.pair_from_row(row) for row in found]
 
     async def steward_log(self, limit: int = 100) -> list[StewardAction]:
         rows.check_limit(limit)
-        found = await self._read("SELECT id, action, actor, reason, at, payload"
+        found = await self.db.read("SELECT id, action, actor, reason, at, payload"
                                  " FROM steward_actions ORDER BY id DESC LIMIT ?", (limit,))
         return [rows.action_from_row(row) for row in found]
 
     async def stats(self) -> dict[str, int]:
         names = ("records", "customers", "redirects", "steward_actions", "key_hashes",
                  "must_links", "cannot_links")
-        found = await self._read(
+        found = await self.db.read(
             "SELECT (SELECT count(*) FROM members),"
             " (SELECT count(DISTINCT global_id) FROM members), (SELECT count(*) FROM redirects),"
             " (SELECT count(*) FROM steward_actions), (SELECT count(*) FROM key_hashes),"
@@ -337,7 +216,7 @@ class SQLiteCrosswalk(Crosswalk):
     # --- writes -------------------------------------------------------------------------
 
     @staticmethod
-    async def _each(db: aiosqlite.Connection, sql: str, values: Iterable[Sequence[Any]]) -> int:
+    async def _each(db: Connection, sql: str, values: Iterable[Sequence[Any]]) -> int:
         """Run ``sql`` for every value, a batch at a time; the number of rows changed."""
         changed = 0
         for batch in rows.chunks(values):
@@ -346,7 +225,7 @@ class SQLiteCrosswalk(Crosswalk):
         return changed
 
     async def apply_index(self, run: IndexRun) -> IndexStats:
-        async with self._write(InvalidIndexRun) as db:
+        async with self.db.write(InvalidIndexRun) as db:
             removed = {rows.ref(r) for r in run.removed}
             gone = await self._each(
                 db, "DELETE FROM members WHERE source = ? AND local_key = ?", removed)
@@ -397,7 +276,7 @@ class SQLiteCrosswalk(Crosswalk):
     ) -> StewardAction:
         name, actor, reason, at, payload = rows.action_fields(action)
         changes = rows.constraint_changes(must_link, cannot_link, drop_must_link, drop_cannot_link)
-        async with self._write(InvalidStewardAction) as db:
+        async with self.db.write(InvalidStewardAction) as db:
             cursor = await db.execute(
                 "INSERT INTO steward_actions (action, actor, reason, at, payload)"
                 " VALUES (?, ?, ?, ?, ?) RETURNING id", (name, actor, reason, at.isoformat(), payload))

@@ -1,5 +1,5 @@
-"""A store's PostgreSQL schema, through an asyncpg pool: the layer the audit log and consent
-store share when gateway replicas keep them in one database.
+"""A store's PostgreSQL schema, through an asyncpg pool: the layer the crosswalk, audit log
+and consent store share when gateway replicas keep them in one database.
 
 The schema is created if missing and migrated under an advisory lock, so replicas starting at
 once do not both create the tables. Library exceptions become the store's own errors here, with
@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import asyncpg  # type: ignore[import-untyped]
 import asyncpg.exceptions as pg  # type: ignore[import-untyped]
 
-from gateway.audit.storage import DatabaseBacked, ErrorKinds, Migrations
-from gateway.crosswalk.errors import redact_url
+from gateway.stores.location import redact_url
+from gateway.stores.types import DatabaseBacked, ErrorKinds, Migrations
 
 #: Library exceptions that mean the database cannot be reached or refused us.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -27,18 +27,28 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     pg.InsufficientPrivilegeError, pg.InsufficientResourcesError, pg.OperatorInterventionError,
 )
 
+#: A pooled connection, for the stores' annotations (asyncpg itself stays in this module).
+Connection = asyncpg.Connection
+
 
 class PostgresDatabase:
-    """A pool on ``dsn`` whose ``search_path`` is ``schema``, migrated on open."""
+    """A pool on ``dsn`` whose ``search_path`` is ``schema``, migrated on open.
+
+    ``lock`` names the advisory lock migrations take (default: by version table and schema),
+    ``name`` is the store in the message when it is used before it is opened.
+    """
 
     def __init__(self, dsn: str, schema: str, migrations: Migrations, errors: ErrorKinds,
-                 version_table: str, *, pool_size: int = 5) -> None:
+                 version_table: str, *, pool_size: int = 5, lock: str | None = None,
+                 name: str | None = None) -> None:
         self.dsn = dsn
         self.schema = schema
         self.migrations = migrations
         self.errors = errors
         self.version_table = version_table
         self.pool_size = pool_size
+        self.lock = lock or f"panorama:{version_table}:{schema}"
+        self.name = name or f"the {errors.what} {self!r}"
         self._pool: asyncpg.Pool | None = None
         self._open_lock = asyncio.Lock()
 
@@ -52,15 +62,16 @@ class PostgresDatabase:
             password = None
         return text.replace(password, "***") if password else text
 
-    def translate(self, exc: BaseException) -> Exception | None:
-        """The store's error for a library exception; None for anything else (a bug)."""
+    def translate(self, exc: BaseException, error: type[Exception] | None = None) -> Exception | None:
+        """The store's error for a library exception (``error`` for a broken rule); None for
+        anything else (a bug)."""
         if isinstance(exc, pg.IntegrityConstraintViolationError):
-            return self.errors.broken(getattr(exc, "constraint_name", None))
+            return self.errors.broken(getattr(exc, "constraint_name", None), error)
         if isinstance(exc, UNAVAILABLE):
             return self.errors.unavailable(
                 f"{self.errors.what} database {redact_url(self.dsn)} cannot be used"
-                f" ({type(exc).__name__}: {self._scrub(str(exc))}); check the store URL and that"
-                " PostgreSQL is running")
+                f" ({type(exc).__name__}: {self._scrub(str(exc))}); check {self.errors.url} and"
+                " that PostgreSQL is running")
         if isinstance(exc, pg.PostgresError):
             return self.errors.base(f"{self.errors.what} database {redact_url(self.dsn)}: "
                                     f"{type(exc).__name__}: {self._scrub(str(exc))}")
@@ -71,11 +82,12 @@ class PostgresDatabase:
         return self._pool is not None
 
     @asynccontextmanager
-    async def connection(self, transaction: bool = False, **options: Any
-                         ) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection (in a transaction with ``options`` if asked), errors translated."""
+    async def connection(self, transaction: bool = False, error: type[Exception] | None = None,
+                         **options: Any) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection (in a transaction with ``options`` if asked), errors translated;
+        ``error`` (default: the store's ``invalid``) for a broken rule."""
         if self._pool is None:
-            raise self.errors.base(f"the {self.errors.what} {self!r} is not open: await open() first")
+            raise self.errors.base(f"{self.name} is not open: await open() first")
         try:
             async with self._pool.acquire() as conn:
                 if not transaction:
@@ -83,8 +95,10 @@ class PostgresDatabase:
                     return
                 async with conn.transaction(**options):
                     yield conn
+        except tuple(self.errors.refusals) as exc:
+            raise self.errors.refused(type(exc), str(exc)) from exc
         except Exception as exc:
-            translated = self.translate(exc)
+            translated = self.translate(exc, error)
             if translated is None:
                 raise
             raise translated from exc
@@ -122,8 +136,8 @@ class PostgresDatabase:
             raise
 
     async def _migrate(self, conn: asyncpg.Connection) -> None:
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
-                           f"panorama:{self.version_table}:{self.schema}")
+        # Two gateways starting at once must not both create the tables.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.lock)
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         await conn.execute(f"CREATE TABLE IF NOT EXISTS {self.version_table}"
                            " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)")

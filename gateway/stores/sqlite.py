@@ -1,4 +1,5 @@
-"""A store's SQLite file, through aiosqlite: the layer the audit log and consent store share.
+"""A store's SQLite file, through aiosqlite: the layer the crosswalk, audit log and consent
+store share.
 
 WAL mode; one writer connection (a write takes an asyncio lock, then ``BEGIN IMMEDIATE``, which
 also serializes writers of other processes sharing the file) and one reader connection, which
@@ -18,10 +19,10 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.audit.storage import DatabaseBacked, ErrorKinds, Migrations
+from gateway.stores.types import DatabaseBacked, ErrorKinds, Migrations
 
 #: (sqlite3 error name prefix, what to do about it); the last one is the default.
-_HINTS = (
+HINTS = (
     ("SQLITE_BUSY", "another process held the file too long; retry, or look for a stuck writer"),
     ("SQLITE_NOTADB", "it is not a SQLite database: name another file"),
     ("SQLITE_FULL", "the disk is full"),
@@ -31,30 +32,48 @@ _HINTS = (
 _PRAGMAS = ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON", "busy_timeout = 10000")
 
 
-def constraint_of(exc: sqlite3.IntegrityError) -> str | None:
-    """The name of the constraint sqlite3 reports, when its message names one."""
+def constraint_of(exc: sqlite3.IntegrityError, reports: Sequence[tuple[str, str]] = ()) -> str | None:
+    """The name of the constraint sqlite3 reports: named in its message, or by ``reports``.
+
+    ``reports`` are (prefix of the message, constraint name), for the constraints sqlite3 does
+    not name (unique keys, foreign keys, NOT NULL).
+    """
     message = str(exc)
     if message.startswith("CHECK constraint failed: "):
         return message.partition(": ")[2]
-    return None
+    return next((name for prefix, name in reports if message.startswith(prefix)), None)
+
+#: A connection, for the stores' annotations (aiosqlite itself stays in this module).
+Connection = aiosqlite.Connection
 
 
 class SQLiteDatabase:
-    """One SQLite file (created with its parent directories), migrated on open."""
+    """One SQLite file (created with its parent directories), migrated on open.
+
+    ``hints`` replace :data:`HINTS`, ``reports`` name constraints (see :func:`constraint_of`),
+    ``setup`` statements run on the writer after migrating, ``name`` is the store in the
+    message when it is used before it is opened.
+    """
 
     def __init__(self, path: Path | str, migrations: Migrations, errors: ErrorKinds,
-                 version_table: str) -> None:
+                 version_table: str, *, hints: Sequence[tuple[str, str]] = HINTS,
+                 reports: Sequence[tuple[str, str]] = (), setup: Sequence[str] = (),
+                 name: str | None = None) -> None:
         self.path = Path(path)
         self.migrations = migrations
         self.errors = errors
         self.version_table = version_table
+        self.hints = hints
+        self.reports = reports
+        self.setup = setup
+        self.name = name or f"the {errors.what} at {self.path}"
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
     def unavailable(self, exc: BaseException) -> Exception:
         name = getattr(exc, "sqlite_errorname", "") or ""
-        hint = next((h for prefix, h in _HINTS if name.startswith(prefix)), _HINTS[-1][1])
+        hint = next((h for prefix, h in self.hints if name.startswith(prefix)), self.hints[-1][1])
         return self.errors.unavailable(f"{self.errors.what} file {self.path}: {exc}; {hint}")
 
     @property
@@ -79,6 +98,8 @@ class SQLiteDatabase:
             for pragma in _PRAGMAS:
                 await self._writer.execute(f"PRAGMA {pragma}")
             await self._migrate(self._writer)
+            for statement in self.setup:
+                await self._writer.execute(statement)
             self._reader = await self._connect_reader()
         except BaseException as exc:
             await self.aclose()
@@ -119,7 +140,7 @@ class SQLiteDatabase:
 
     def _connection(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
         if conn is None:
-            raise self.errors.base(f"the {self.errors.what} at {self.path} is not open: await open() first")
+            raise self.errors.base(f"{self.name} is not open: await open() first")
         return conn
 
     async def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -129,9 +150,22 @@ class SQLiteDatabase:
         except sqlite3.Error as exc:
             raise self.unavailable(exc) from exc
 
+    async def stream(self, sql: str, params: Sequence[Any] = ()) -> AsyncIterator[Any]:
+        """The rows of a query on the reader, one at a time."""
+        reader = self._connection(self._reader)
+        try:
+            async with reader.execute(sql, params) as cursor:
+                async for row in cursor:
+                    yield row
+        except sqlite3.Error as exc:
+            raise self.unavailable(exc) from exc
+
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction: committed at the end, rolled back on any error."""
+    async def write(self, error: type[Exception] | None = None) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction: committed at the end, rolled back on any error.
+
+        A broken constraint raises ``error`` (default: the store's ``invalid``) with its rule.
+        """
         async with self._lock:
             db = self._connection(self._writer)
             try:
@@ -143,8 +177,10 @@ class SQLiteDatabase:
                 await db.commit()
             except BaseException as exc:
                 await db.rollback()
+                if isinstance(exc, Exception) and isinstance(exc, tuple(self.errors.refusals)):
+                    raise self.errors.refused(type(exc), str(exc)) from exc
                 if isinstance(exc, sqlite3.IntegrityError):
-                    raise self.errors.broken(constraint_of(exc)) from exc
+                    raise self.errors.broken(constraint_of(exc, self.reports), error) from exc
                 if isinstance(exc, sqlite3.Error):
                     raise self.unavailable(exc) from exc
                 raise
