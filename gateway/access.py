@@ -42,7 +42,8 @@ log = logging.getLogger("panorama.policy")
 #: role is refused. Deny by default, so that an upgraded gateway shows no one anything new.
 BUILTIN_POLICY = {
     "version": 1,
-    "purposes": {ADMIN_PURPOSE: {"description": "Running the gateway.", "categories": "*"}},
+    "purposes": {ADMIN_PURPOSE: {"description": "Running the gateway.", "categories": "*",
+                                 "objectable": False}},
     "roles": {ADMIN_ROLE: {"description": "Everything, unclassified fields included.",
                            "purposes": [ADMIN_PURPOSE], "introspection": True,
                            "all_fields": True}},

@@ -177,6 +177,7 @@ def create_app(settings: Settings, config: Config | None = None,
         log.warning("%s has no `policy:`: only the admin role may read (docs/policies.md)",
                     config.path)
     privacy.purposes = frozenset(access.policy.purposes)
+    privacy.not_objectable = access.policy.not_objectable
     view = GraphQLView(schema, access, sources, settings, linker, steward, privacy)
 
     def gated(endpoint: Any, ide: bool) -> AuthGate:

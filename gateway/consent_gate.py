@@ -6,7 +6,9 @@ it is about to return. The gate asks the consent store (one query per batch, nev
 decision counts from the very next request) and reads the sources' opt-out fields, which the
 records brought along because the config adds them to each source's customer mapping
 (:func:`fetching_consent_fields`). The strictest wins: an objection in Panorama or in any
-source hides the customer (docs/audit.md).
+source hides the customer (docs/audit.md). A purpose the policy makes not objectable
+(``objectable: false``: a legal obligation, a contract) hides no one: objections to it, recorded
+or a source's, are not applied.
 """
 
 from __future__ import annotations
@@ -50,13 +52,15 @@ def customer_aliases(found: Cluster) -> frozenset[str]:
 
 
 class ConsentGate:
-    """One request's consent check; ``purpose`` None (no declared purpose) hides no one."""
+    """One request's consent check; ``purpose`` None (no declared purpose) or a purpose that is
+    not ``objectable`` hides no one."""
 
     def __init__(self, store: ConsentStore, purpose: str | None,
-                 rules: Mapping[str, Sequence[OptOutRule]]) -> None:
+                 rules: Mapping[str, Sequence[OptOutRule]], objectable: bool = True) -> None:
         self.store = store
         self.purpose = purpose
         self.rules = rules
+        self.objectable = objectable
         self._values: dict[Ref, dict[str, object]] = {}  # record -> its opt-out fields' values
 
     def observe(self, source: str, records: Sequence[CustomerRecord],
@@ -74,7 +78,7 @@ class ConsentGate:
 
     async def hidden(self, clusters: Iterable[Cluster]) -> set[str]:
         """Ids of the customers among ``clusters`` who object to the purpose (one store query)."""
-        if self.purpose is None:
+        if self.purpose is None or not self.objectable:
             return set()
         clusters = list(clusters)
         if not clusters:

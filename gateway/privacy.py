@@ -33,8 +33,10 @@ class Privacy:
         self.consent_config = consent
         self.log = open_configured_audit_log(audit)
         self.consent = open_consent_store(consent.store, consent.base_dir)
-        #: The purposes a customer may object to (the policy's), once the app knows them.
+        #: The policy's purposes, once the app knows them.
         self.purposes: Collection[str] = ()
+        #: Those of them no objection applies to (the policy's ``objectable: false``).
+        self.not_objectable: Collection[str] = ()
 
     async def open(self) -> None:
         await self.log.open()
@@ -62,8 +64,14 @@ class Privacy:
 
     def gate(self, principal: Principal | None) -> ConsentGate:
         """The consent gate of a request made for the principal's purpose."""
-        return ConsentGate(self.consent, principal.purpose if principal else None,
-                           self.consent_config.rules)
+        purpose = principal.purpose if principal else None
+        return ConsentGate(self.consent, purpose, self.consent_config.rules,
+                           objectable=self.objectable(purpose))
+
+    def objectable(self, purpose: str | None) -> bool:
+        """Whether objections to ``purpose`` are honoured (every purpose, but those the policy
+        makes not objectable)."""
+        return purpose is not None and purpose not in self.not_objectable
 
     async def _record(self, event: AuditEvent) -> None:
         # The request is refused either way; a log that cannot record it is logged, not fatal.

@@ -3,7 +3,8 @@
 A principal with the ``customer`` role is bound to one customer (``customer_id``); ``me`` is
 that customer: every value held about them across the sources, with provenance; their
 consent per purpose; their correction requests; who read their data, when, for what purpose.
-``objectTo`` and ``withdrawObjection`` record a decision that the very next request honours;
+``objectTo`` and ``withdrawObjection`` record a decision that the very next request honours
+(for the purposes the policy makes ``objectable`` only: others are refused, NOT_OBJECTABLE);
 ``requestCorrection`` records a request routed to the contact of the source holding the value.
 """
 
@@ -34,6 +35,8 @@ CustomerType = Annotated["Customer", strawberry.lazy("gateway.schema")]  # type:
 
 #: How Panorama's own decisions made here are recorded (ConsentDecision.source).
 SELF_SERVICE = "self-service"
+#: The code of a refused objection (or withdrawal) to a purpose that is not objectable.
+NOT_OBJECTABLE = "NOT_OBJECTABLE"
 #: Entries of the access log read per page, at most.
 MAX_ACCESSES = 1000
 
@@ -93,7 +96,12 @@ class Consent:
     purpose: str
     objected: bool = strawberry.field(
         description="Whether you are left out of everything done for this purpose: by your "
-                    "latest decision here, or by a source's own opt-out (the strictest wins).")
+                    "latest decision here, or by a source's own opt-out (the strictest wins). "
+                    "Never for a purpose you may not object to (see `objectable`).")
+    objectable: bool = strawberry.field(
+        description="Whether you may object to this purpose. Processing required by law (e.g. "
+                    "invoicing) or by your contract is not: objections to it, yours or a "
+                    "source's, are not applied.")
     decision: Decision | None = strawberry.field(
         description="Your latest decision about it in Panorama, if any.")
     source_opt_outs: list[gt.Provenance] = strawberry.field(
@@ -160,8 +168,10 @@ async def consents_of(subject: Subject, context: Any) -> list[Consent]:
     for name in purposes:
         latest_one = decided.get(name)
         records = [gt.Provenance(source=s, record_id=k) for s, k in opt_outs.get(name, [])]
+        objectable = subject.privacy.objectable(name) and name != own
         out.append(Consent(
-            purpose=name, objected=bool(latest_one and latest_one.objected) or bool(records),
+            purpose=name, objectable=objectable,
+            objected=objectable and (bool(latest_one and latest_one.objected) or bool(records)),
             decision=Decision(objected=latest_one.objected, at=latest_one.at, via=latest_one.source)
             if latest_one is not None and latest_one.at is not None else None,
             source_opt_outs=records))
@@ -206,6 +216,11 @@ class Me:
     async def consents(self, info: Info) -> list[Consent]:
         return await consents_of(self.subject, info.context)
 
+    @strawberry.field(description="The purposes you may object to (`objectTo`); the others "
+                                  "are required by law or by your contract.")
+    def objectable_purposes(self) -> list[str]:
+        return objectable_purposes(self.subject)
+
     @strawberry.field(description="Your correction requests, newest first.")
     async def corrections(self) -> list[Correction]:
         return await corrections_of(self.subject)
@@ -226,15 +241,24 @@ async def me(info: Info) -> Me:
 
 # -- decisions and corrections ------------------------------------------------------------------
 
+def objectable_purposes(subject: Subject) -> list[str]:
+    """The policy's purposes the customer may object to (never the one they ask for)."""
+    return sorted(p for p in subject.privacy.purposes
+                  if p != subject.principal.purpose and subject.privacy.objectable(p))
+
+
 def _objectable(subject: Subject, purpose: str) -> str:
     name = purpose.strip().lower()
     known = subject.privacy.purposes
+    choices = ", ".join(objectable_purposes(subject)) or "none"
     if name == subject.principal.purpose:
         raise _refuse(f"purpose: '{name}' is how you see your own data here; it cannot be "
-                      f"objected to")
+                      f"objected to; you may object to: {choices}", NOT_OBJECTABLE)
     if known and name not in known:
-        choices = ", ".join(sorted(p for p in known if p != subject.principal.purpose))
-        raise _refuse(f"purpose: unknown purpose '{name}'; purposes: {choices}")
+        raise _refuse(f"purpose: unknown purpose '{name}'; you may object to: {choices}")
+    if not subject.privacy.objectable(name):
+        raise _refuse(f"purpose: '{name}' cannot be objected to (it is required by law or by "
+                      f"your contract); you may object to: {choices}", NOT_OBJECTABLE)
     return name
 
 
@@ -300,12 +324,15 @@ def _owner(subject: Subject, context: Any, path: str, source: str | None) -> tup
 @strawberry.type
 class MeMutation:
     @strawberry.mutation(description="Object to a purpose of use: from the next request on, "
-                                     "you are left out of everything done for it.")
+                                     "you are left out of everything done for it. Only the "
+                                     "purposes of `me.objectablePurposes` (NOT_OBJECTABLE "
+                                     "otherwise).")
     async def object_to(self, info: Info, purpose: str) -> Consent:
         return await _decide(info, purpose, True)
 
-    @strawberry.mutation(description="Withdraw your objection to a purpose. A source's own "
-                                     "opt-out stays (see `sourceOptOuts`).")
+    @strawberry.mutation(description="Withdraw your objection to a purpose (one of "
+                                     "`me.objectablePurposes`). A source's own opt-out stays "
+                                     "(see `sourceOptOuts`).")
     async def withdraw_objection(self, info: Info, purpose: str) -> Consent:
         return await _decide(info, purpose, False)
 

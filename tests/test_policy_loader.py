@@ -47,6 +47,29 @@ def test_the_demo_ships_the_six_roles():
     assert {"finance", "marketing", "support", "shop_staff", "admin", "customer"} <= set(roles)
 
 
+def test_purposes_say_whether_a_customer_may_object_to_them():
+    document = minimal()
+    document["purposes"]["billing"]["objectable"] = False
+    policy = parse_policy(document, "p.yaml", CATALOG)
+    assert policy.purposes["support"].objectable is True  # the default: objections apply
+    assert policy.purposes["billing"].objectable is False
+    assert policy.not_objectable == {"billing"}
+    demo = load_policy(DEMO, CATALOG)
+    assert {p for p, purpose in demo.purposes.items() if purpose.objectable} == {"marketing", "analytics"}
+    assert not {p.name for p in load_policy(EXAMPLE, CATALOG).purposes.values() if p.objectable}
+
+
+def test_objectable_must_be_true_or_false():
+    document = minimal()
+    document["purposes"]["billing"]["objectable"] = "maybe"
+    document["purposes"]["support"]["objectable"] = 0
+    assert problems_of(document) == [
+        "purposes.support.objectable: expected true or false (may a customer object to purpose "
+        "'support'?), got 0",
+        "purposes.billing.objectable: expected true or false (may a customer object to purpose "
+        "'billing'?), got 'maybe'"]
+
+
 def test_a_document_becomes_the_model():
     policy = parse_policy(minimal(
         base={"rules": {"lookup": "allow", "core": "allow"}, "introspection": True},

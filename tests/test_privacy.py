@@ -172,6 +172,65 @@ async def test_an_objection_through_me_hides_the_customer_from_marketing_at_once
     assert next(c for c in consents if c["purpose"] == "marketing")["decision"] == {"via": "self-service"}
 
 
+async def test_only_objectable_purposes_can_be_objected_to_and_nothing_else_is_recorded(world, stores):
+    from gateway.consent import ConsentDecision
+
+    email = world.showcase["email"]
+    async with await serve(stores) as client:
+        caller = Caller(client, stores)
+        camille = await showcase_id(caller, world)
+        me = customer(camille)
+        refused = {p: await caller.ask(me, OBJECT, p=p)
+                   for p in ("billing", "administration", "stewardship", "self_service")}
+        unwithdrawable = await caller.ask(me, WITHDRAW, p="billing")
+        history = await caller.privacy.consent.history(camille)
+        consent_entries = await caller.entries(kinds=("consent",))
+        # an objection recorded for billing before billing was made not objectable
+        await caller.privacy.consent.record(ConsentDecision(camille, "billing", True, "camille.martin",
+                                                            "self-service"))
+        await caller.privacy.consent.record(ConsentDecision(camille, "marketing", True,
+                                                            "camille.martin", "self-service"))
+        finance, admin = await visible(caller, FINANCE, email, camille), \
+            await caller.data(ADMIN, BY_ID, id=camille)
+        marketing = await visible(caller, MARKETING, email, camille)
+        mine = (await caller.data(me, "{ me { objectablePurposes consents { purpose objectable "
+                                      "objected decision { objected } } } }"))["me"]
+    for purpose, body in [*refused.items(), ("billing", unwithdrawable)]:
+        [error] = body["errors"]
+        assert error["extensions"] == {"code": "NOT_OBJECTABLE"}, body
+        assert f"'{purpose}'" in error["message"]
+        assert error["message"].endswith("you may object to: analytics, marketing")
+    assert history == [] and consent_entries == []  # nothing recorded
+    assert finance == ALL and admin["customer"] == {"id": camille}  # the old objection is not applied
+    assert marketing == NONE  # an objectable purpose's objection is
+    assert mine["objectablePurposes"] == ["analytics", "marketing"]
+    consents = {c["purpose"]: c for c in mine["consents"]}
+    assert consents["billing"] == {"purpose": "billing", "objectable": False, "objected": False,
+                                   "decision": {"objected": True}}  # shown, not applied
+    assert consents["marketing"] == {"purpose": "marketing", "objectable": True, "objected": True,
+                                     "decision": {"objected": True}}
+    assert consents["analytics"]["objectable"] and not consents["analytics"]["objected"]
+
+
+async def test_a_source_opt_out_is_not_applied_to_a_purpose_that_is_not_objectable(world, config):
+    config.write_text(config.read_text().replace("purposes: [marketing]", "purposes: [marketing, billing]"))
+    contact = next(c for c in world.crm_seed["contacts"]
+                   if c["properties"].get("hs_email_optout") == "true" and c["properties"]["email"])
+    email = contact["properties"]["email"]
+    async with await serve(config) as client:
+        caller = Caller(client, config)
+        found = (await caller.data(FINANCE, BY_EMAIL, email=email))["customerByEmail"]
+        assert found is not None
+        assert await visible(caller, FINANCE, email, found["id"]) == ALL
+        assert await visible(caller, MARKETING, email, found["id"]) == NONE
+        consents = (await caller.data(customer(found["id"], "someone"), "{ me { consents { purpose "
+                                      "objectable objected sourceOptOuts { source } } } }"))
+    by_purpose = {c["purpose"]: c for c in consents["me"]["consents"]}
+    assert by_purpose["billing"] == {"purpose": "billing", "objectable": False, "objected": False,
+                                     "sourceOptOuts": [{"source": "crm"}]}
+    assert by_purpose["marketing"]["objected"] is True
+
+
 async def test_a_crm_opt_out_hides_the_customer_for_marketing(world, config):
     contact = next(c for c in world.crm_seed["contacts"]
                    if c["properties"].get("hs_email_optout") == "true" and c["properties"]["email"])

@@ -42,7 +42,7 @@ NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 PRINCIPAL_REF = re.compile(r"^\$principal\.([a-z_]+)$")
 TOP_KEYS = ("version", "categories", "purposes", "roles")
 CATEGORY_KEYS = ("description", "fields")
-PURPOSE_KEYS = ("description", "categories")
+PURPOSE_KEYS = ("description", "categories", "objectable")
 ROLE_KEYS = ("description", "inherits", "purposes", "introspection", "all_fields", "rules", "rows")
 ALL = "*"
 
@@ -176,9 +176,15 @@ class _Reader:
                 loc: str) -> Purpose:
         self.named(name, loc, "purpose")
         doc = self.section(doc, loc, PURPOSE_KEYS)
+        description = str(doc.get("description") or "")
+        objectable = doc.get("objectable", True)
+        if not isinstance(objectable, bool):
+            self.problem(f"{loc}.objectable", f"expected true or false (may a customer object to "
+                                              f"purpose '{name}'?), got {objectable!r}")
+            objectable = True
         wanted = doc.get("categories")
         if wanted == ALL:
-            return Purpose(name, str(doc.get("description") or ""), frozenset(categories))
+            return Purpose(name, description, frozenset(categories), objectable)
         if wanted is None:
             self.problem(f"{loc}.categories", "missing; list the categories this purpose may "
                                               "read, or \"*\" for all")
@@ -188,7 +194,7 @@ class _Reader:
                 self.problem(f"{loc}.categories", f"unknown category '{category}'; "
                                                   f"{_hint(category, categories)}categories: "
                                                   f"{', '.join(categories)}")
-        return Purpose(name, str(doc.get("description") or ""), frozenset(names))
+        return Purpose(name, description, frozenset(names), objectable)
 
     def role(self, name: str, doc: Any, categories: Mapping[str, Category],
              purposes: Mapping[str, Purpose], roles: Mapping[str, Any], loc: str) -> Role:

@@ -69,9 +69,14 @@ class Category:
 
 @dataclass(frozen=True)
 class Purpose:
+    """Why a request reads data. ``objectable``: whether a customer's objection to it (GDPR art.
+    21: legitimate interest, direct marketing) is honoured; a legal obligation (billing) or the
+    performance of a contract is not objectable, and no objection hides anyone from it."""
+
     name: str
     description: str
     categories: frozenset[str]
+    objectable: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,11 @@ class Policy:
 
         walk(role)
         return tuple(seen.values())
+
+    @cached_property
+    def not_objectable(self) -> frozenset[str]:
+        """The purposes no objection applies to (``objectable: false``)."""
+        return frozenset(p.name for p in self.purposes.values() if not p.objectable)
 
     def purposes_of(self, role: str) -> frozenset[str]:
         return frozenset(p for r in self.ancestry(role) for p in r.purposes)
