@@ -1,6 +1,6 @@
 """How ``panorama index`` scales: records/s and peak memory of whole runs at growing sizes.
 
-    python bench/index_scale.py [--sizes 100000,460000]
+    python bench/index_scale.py [--sizes 100000,462000]
 
 Each size builds the demo world (three SQLite shops and the CRM, served in this process, about
 2.2 source records per customer), then runs a whole index in a child process, exactly as
@@ -48,16 +48,17 @@ def scale(customers: int, workdir: Path) -> tuple[str, bool]:
             f"  {rate:>7,.0f} rec/s  peak RSS {stats.rss_peak_kb / 1024:>7,.1f} MB"
             f" (+{grown:,.1f} MB = {grown * 1024 / stats.records:.2f} KB/record)"
             f"  [world built in {built:.0f} s]")
-    met = stats.records < GOAL_RECORDS or (
-        stats.index_seconds <= GOAL_SECONDS and stats.rss_peak_kb / 1024 <= GOAL_PEAK_MB)
+    # Below the goal's size only memory is judged (it must stay under the bound as well).
+    met = stats.rss_peak_kb / 1024 <= GOAL_PEAK_MB and (
+        stats.records < GOAL_RECORDS or stats.index_seconds <= GOAL_SECONDS)
     return line, met
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100000,460000",
-                        help="demo world sizes in shop customers (default: %(default)s, about 1M "
-                             "source records at the largest)")
+    parser.add_argument("--sizes", default="100000,462000",
+                        help="demo world sizes in shop customers (default: %(default)s, just over "
+                             "1M source records at the largest)")
     args = parser.parse_args(argv)
     print(f"goal at >= {GOAL_RECORDS:,} records: index within {GOAL_SECONDS // 60} minutes and "
           f"{GOAL_PEAK_MB:,} MB peak RSS", flush=True)
