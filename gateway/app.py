@@ -69,6 +69,7 @@ class GraphQLView(GraphQL):
         admission = admission_of(request)
         resolver = Resolver(self.sources, self.settings, self.linker,
                             admission.scope if admission else NO_ROWS, self.access.facts)
+        resolver.start_deadline()  # the deadline counts from the request's arrival
         context = Context(resolver, self.settings, self.sources, request=request,
                           steward=self.steward, principal=principal_of(request),
                           view=admission.view if admission else None,
@@ -128,7 +129,7 @@ def create_app(settings: Settings, config: Config | None = None,
     """The gateway as an ASGI app. Raises ConfigError when the config has problems."""
     if config is None:
         config = load_config(settings.config, os.environ if environ is None else environ)
-    sources = SourceSet.from_config(config)
+    sources = SourceSet.from_config(config, settings)
     linker = build_linker(config)
 
     async def healthz(request: Request) -> Response:

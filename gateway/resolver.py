@@ -21,6 +21,7 @@ from typing import Any
 from connectors.errors import ConnectorError
 from connectors.query import Cond, Expr, Query
 from gateway.consent_gate import ConsentGate
+from gateway.faults import RetryPolicy, call_source
 from gateway.identity import (
     Cluster,
     Ref,
@@ -83,6 +84,10 @@ class Resolver:
         self.readable = (frozenset(sources.names) if self.scope.unrestricted
                          else self.scope.readable_sources(self.facts))
         self.failures: list[SourceFailure] = []
+        self.retry = RetryPolicy(settings.read_retries, settings.retry_backoff_seconds)
+        # loop.time() by which every source call of the request ends: start_deadline (app.py
+        # at the request's arrival), else the first source call.
+        self.deadline: float | None = None
         # Drops customers who object to the request's purpose (gateway.consent_gate); None: none.
         self.consent: ConsentGate | None = None
         self._known: dict[Ref, CustomerRecord] = {}
@@ -124,9 +129,18 @@ class Resolver:
 
     # -- calling sources ---------------------------------------------------------------
 
+    def start_deadline(self) -> None:
+        """Start the request's clock: its source calls end within request_deadline_seconds."""
+        self.deadline = asyncio.get_running_loop().time() + self.settings.request_deadline_seconds
+
     async def _call(self, source: Source, call: Callable[[], Awaitable[Any]], default: Any) -> Any:
+        """``call`` (a read) under the source's breaker, retries and the request's deadline;
+        on failure, ``default`` and an entry in ``failures``."""
+        if self.deadline is None:
+            self.start_deadline()
         try:
-            result = await call()
+            result = await call_source(source.name, source.breaker, call, self.retry,
+                                       self.deadline)
         except ConnectorError as exc:
             self._fail(source, exc.code, exc.detail)
             return default

@@ -30,6 +30,20 @@ def _positive_int(text: Any) -> int:
     return value
 
 
+def _count(text: Any) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("expected a whole number, 0 or more")
+    return value
+
+
+def _seconds(text: Any) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
 def _country(text: Any) -> str:
     value = str(text).strip().upper()
     if len(value) != 2 or not value.isalpha():
@@ -68,6 +82,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("graphiql", True, "Serve the GraphiQL IDE on GET /graphql.", _bool),
     Setting("ready_retry_seconds", 2, "Seconds between readiness probes of sources not yet seen.",
             _positive_int),
+    Setting("request_deadline_seconds", 10.0,
+            "Seconds a request's source calls may take in all; a source still busy then is cut "
+            "off (SOURCE_TIMEOUT) and the others' data is returned.", _seconds),
+    Setting("read_retries", 2,
+            "Retries of a source read after a transient error (connection refused or lost).",
+            _count),
+    Setting("retry_backoff_seconds", 0.05,
+            "Longest wait before the first read retry; doubles for each further one (jittered).",
+            _seconds),
+    Setting("breaker_failures", 5,
+            "Failures in a row after which a source's circuit breaker opens.", _positive_int),
+    Setting("breaker_cooldown_seconds", 30.0,
+            "Seconds an open breaker answers without calling the source before one trial call.",
+            _seconds),
     Setting("log_level", "info", "Log level: debug, info, warning or error.", _log_level),
     Setting("admin_token", "", "A static bearer credential that authenticates as an admin "
                                "service principal (steward actions included); empty: none. A "
@@ -92,6 +120,11 @@ class Settings:
     identity_hops: int = 3
     graphiql: bool = True
     ready_retry_seconds: int = 2
+    request_deadline_seconds: float = 10.0
+    read_retries: int = 2
+    retry_backoff_seconds: float = 0.05
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 30.0
     log_level: str = "info"
     admin_token: str = field(default="", repr=False)
 

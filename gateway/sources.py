@@ -10,6 +10,8 @@ from connectors import registry
 from connectors.base import Connector
 from connectors.errors import ConnectorError
 from gateway.config import Config, SourceConfig
+from gateway.faults import CircuitBreaker
+from gateway.settings import Settings
 from gateway.survivorship import Survivorship
 
 log = logging.getLogger("panorama.sources")
@@ -18,7 +20,8 @@ log = logging.getLogger("panorama.sources")
 class Source:
     """One configured source: its mapping and its connector."""
 
-    def __init__(self, config: SourceConfig, connector: Connector, rank: int) -> None:
+    def __init__(self, config: SourceConfig, connector: Connector, rank: int,
+                 breaker: CircuitBreaker | None = None) -> None:
         self.config = config
         self.connector = connector
         self.rank = rank
@@ -26,6 +29,10 @@ class Source:
         #: Set once the source has answered any call: readiness.
         self.answered = False
         self.last_error: str | None = None
+        #: Shared by every request: after repeated failures, calls short-circuit (gateway.faults).
+        defaults = Settings()
+        self.breaker = breaker or CircuitBreaker(config.name, defaults.breaker_failures,
+                                                 defaults.breaker_cooldown_seconds)
 
 
 class SourceSet:
@@ -38,13 +45,17 @@ class SourceSet:
         self.survivorship = survivorship or Survivorship()
 
     @classmethod
-    def from_config(cls, config: Config) -> SourceSet:
+    def from_config(cls, config: Config, settings: Settings | None = None) -> SourceSet:
+        """Connectors for every source of ``config``; breakers as ``settings`` say (or defaults)."""
+        settings = settings or Settings()
         sources = []
         for rank, sc in enumerate(config.sources.values()):
             connector_cls = registry.get(sc.kind)
             connector = connector_cls(sc.name, sc.connection, sc.entities(), timeout=sc.timeout,
                                       pool_size=sc.pool_size)
-            sources.append(Source(sc, connector, rank))
+            breaker = CircuitBreaker(sc.name, settings.breaker_failures,
+                                     settings.breaker_cooldown_seconds)
+            sources.append(Source(sc, connector, rank, breaker))
         return cls(sources, config.survivorship)
 
     def __iter__(self) -> Iterator[Source]:

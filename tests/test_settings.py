@@ -27,6 +27,8 @@ def test_precedence_file_then_environment_then_command_line():
     ({"file_section": {"log_level": "loud"}}, None, "log_level from the config file"),
     ({"file_section": {"max_page_sise": 10}}, None, "unknown setting 'max_page_sise'"),
     ({"overrides": {"default_page_size": 500}}, None, "larger than max_page_size"),
+    ({"environ": {"PANORAMA_REQUEST_DEADLINE_SECONDS": "0"}}, None, "positive number of seconds"),
+    ({"file_section": {"read_retries": -1}}, None, "0 or more"),
 ])
 def test_bad_values_name_the_setting(layer, value, needle):
     with pytest.raises(SettingsError) as err:
