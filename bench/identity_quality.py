@@ -44,6 +44,7 @@ from gateway.config import Config, load_config
 from gateway.crm_server import create_crm_app, serve_in_background
 from gateway.crosswalk import Evidence, KeyHasher, Member, open_crosswalk
 from gateway.demo.world import build_world
+from gateway.index_work import block_hash
 from gateway.indexer import CHUNK, Indexer, fetch_refs, identity_fields
 from gateway.matching import Matcher
 from gateway.records import CustomerRecord
@@ -340,7 +341,7 @@ async def block_sizes(config: Config, blocks: set[str]) -> dict[str, int]:
     """How many records carry each block, from the keyed hashes the crosswalk stores."""
     assert config.identity is not None
     hasher = KeyHasher(config.identity.secret)
-    hashed = {hasher.hash(f"block:{b}"): b for b in blocks}
+    hashed = {block_hash(hasher, b): b for b in blocks}
     async with open_crosswalk(config.identity.store, config.identity.base_dir) as crosswalk:
         found = await crosswalk.refs_for_hashes(hashed)
     return {hashed[h]: len(refs) for h, refs in found.items()}

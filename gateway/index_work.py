@@ -50,6 +50,16 @@ _TABLES = (
 )
 
 
+def block_hash(hasher: KeyHasher, block: str) -> str:
+    """What the crosswalk stores of a block: blocks and keys share one hash space, apart."""
+    return hasher.hash(f"block:{block}")
+
+
+def signature_hashes(hasher: KeyHasher, sig: Signature) -> tuple[list[str], list[str]]:
+    """The keyed hashes of a record's keys, and of its blocks."""
+    return [hasher.hash(k) for k in sig.keys], [block_hash(hasher, b) for b in sorted(sig.blocks)]
+
+
 def _by_fields(cls: type) -> None:
     # Pickled as (class, field values): the default for slotted dataclasses looks their fields
     # up for every object, which made unpickling the run's slowest step.
@@ -112,8 +122,7 @@ class WorkArea:
         for record, sig in zip(records, signatures, strict=True):
             n = self.count
             self.count += 1
-            keys = [hasher.hash(k) for k in sig.keys]
-            block_hashes = [hasher.hash(f"block:{b}") for b in sorted(sig.blocks)]
+            keys, block_hashes = signature_hashes(hasher, sig)
             old = previous.get(record.ref)
             rows.append((n, record.source, record.key, pickle.dumps(record, pickle.HIGHEST_PROTOCOL),
                          " ".join(sorted({*keys, *block_hashes})), old))

@@ -21,7 +21,7 @@ from connectors.errors import ConnectorError
 from connectors.query import Cond, Query
 from gateway.crosswalk import Crosswalk, Evidence, IndexRun, KeyHasher, Member
 from gateway.identity import encode_id, sort_key
-from gateway.index_work import WorkArea
+from gateway.index_work import WorkArea, block_hash, signature_hashes
 from gateway.matching import Matcher
 from gateway.records import CustomerRecord
 from gateway.sources import Source, SourceSet
@@ -151,8 +151,8 @@ class Indexer:
         self.progress = progress or (lambda step, n: None)
 
     def hashes(self, record: CustomerRecord) -> set[str]:
-        sig = self.matcher.signature(record)
-        return {self.hasher.hash(k) for k in (*sig.keys, *(f"block:{b}" for b in sig.blocks))}
+        keys, blocks = signature_hashes(self.hasher, self.matcher.signature(record))
+        return {*keys, *blocks}
 
     async def run(self, *, full: bool = False) -> IndexReport:
         """Index what changed since the last run, or everything (``full``, or a first run).
@@ -227,7 +227,7 @@ class Indexer:
             oversized = work.oversized
 
             def skip_block(block: str) -> bool:
-                return self.hasher.hash(f"block:{block}") in oversized
+                return block_hash(self.hasher, block) in oversized
 
             for batch in work.batches(self.batch_size):
                 previous = {r.ref: old for _, r, old in batch if old is not None}
