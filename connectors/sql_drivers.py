@@ -39,6 +39,7 @@ from connectors.errors import (
     SourceUnavailable,
     UpstreamError,
 )
+from connectors.round_trips import note
 
 Row = Sequence[Any]
 Coercer = Callable[[Any], Any]
@@ -270,6 +271,7 @@ class PostgresDriver(Driver):
         return self._pool.get_size() if self._pool is not None else 0
 
     async def rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        note(sql)
         pool = await self.pool()
         async with pool.acquire() as conn:
             return await conn.fetch(sql, *params)
@@ -344,6 +346,7 @@ class MariaDBDriver(Driver):
         return self._pool.size if self._pool is not None else 0
 
     async def rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        note(sql)
         pool = await self.pool()
         async with pool.acquire() as conn:
             try:
@@ -458,6 +461,7 @@ class SQLiteDriver(Driver):
         return len(self._pool.open) if self._pool is not None else 0
 
     async def rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        note(sql)
         pool = await self.pool()
         async with pool.acquire() as conn:
             return list(await conn.execute_fetchall(sql, tuple(params)))

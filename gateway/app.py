@@ -35,6 +35,7 @@ from gateway.privacy import Privacy
 from gateway.resolver import Resolver
 from gateway.schema import Context, build_schema
 from gateway.settings import Settings
+from gateway.source_cache import SourceCache
 from gateway.sources import SourceSet
 from gateway.stewardship import Steward
 
@@ -64,12 +65,14 @@ class GraphQLView(GraphQL):
         self.linker = linker
         self.steward = steward
         self.privacy = privacy
+        self.cache: SourceCache | None = None
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         admission = admission_of(request)
         resolver = Resolver(self.sources, self.settings, self.linker,
                             admission.scope if admission else NO_ROWS, self.access.facts)
         resolver.start_deadline()  # the deadline counts from the request's arrival
+        resolver.cache = self.cache
         context = Context(resolver, self.settings, self.sources, request=request,
                           steward=self.steward, principal=principal_of(request),
                           view=admission.view if admission else None,
@@ -85,6 +88,11 @@ class GraphQLView(GraphQL):
         if context.view is None:  # deny by default: no admission, nothing runs
             return ExecutionResult(data=None, errors=[GraphQLError(
                 "no access decision for this request", extensions={"code": "FORBIDDEN"})])
+        context.explain = bool((request_data.extensions or {}).get("explain"))
+        if context.explain and (context.principal is None or not context.principal.is_admin):
+            return ExecutionResult(data=None, errors=[GraphQLError(
+                "extensions.explain: the plan of a query is for the admin role; send the query "
+                "without `explain`", extensions={"code": "FORBIDDEN"})])
         allowed = OperationType.from_http(request_adapter.method)
         if not self.allow_queries_via_get and request_adapter.method == "GET":
             allowed = allowed - {OperationType.QUERY}
@@ -110,6 +118,15 @@ class GraphQLView(GraphQL):
                            "extensions": {"code": f.code, "source": f.source}}
                           for f in context.resolver.failures)
             data["errors"] = errors
+        if context is not None and context.resolver.trace.calls:
+            # How fresh each source's data is; the whole plan when an admin asked for it.
+            extensions: dict[str, object] = dict(data.get("extensions") or {})
+            resolver = context.resolver
+            extensions["freshness"] = resolver.trace.freshness(
+                s.name for s in resolver.sources if s.name in resolver.readable)
+            if context.explain:
+                extensions["explain"] = context.resolver.trace.explain()
+            data["extensions"] = extensions
         return data
 
     def encode_json(self, data: object) -> bytes:
@@ -160,6 +177,7 @@ def create_app(settings: Settings, config: Config | None = None,
                 await task
             await sources.aclose()
             await privacy.aclose()
+            await cache.aclose()
             if linker.crosswalk is not None:
                 await linker.crosswalk.aclose()
 
@@ -180,6 +198,10 @@ def create_app(settings: Settings, config: Config | None = None,
     privacy.purposes = frozenset(access.policy.purposes)
     privacy.not_objectable = access.policy.not_objectable
     view = GraphQLView(schema, access, sources, settings, linker, steward, privacy)
+    # Raw source results, shared by every request (policies apply after it); sources whose
+    # cache_ttl_seconds is 0 never touch it.
+    cache = SourceCache(settings.cache_max_entries, settings.cache_redis_url or None)
+    view.cache = cache
 
     def gated(endpoint: Any, ide: bool) -> AuthGate:
         """Authentication, then the policy; every refusal goes to the audit log."""
@@ -199,4 +221,5 @@ def create_app(settings: Settings, config: Config | None = None,
     app.state.settings = settings
     app.state.access = access
     app.state.privacy = privacy
+    app.state.cache = cache
     return app

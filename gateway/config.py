@@ -35,8 +35,8 @@ from gateway.transforms import SourceDefaults
 
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
-SOURCE_KEYS = ("kind", "shop", "region", "connection", "timeout", "pool_size", "defaults",
-               "customer", "transactions", "interactions")
+SOURCE_KEYS = ("kind", "shop", "region", "connection", "timeout", "pool_size",
+               "cache_ttl_seconds", "defaults", "customer", "transactions", "interactions")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class SourceConfig:
     transactions: tuple[ChildMapping, ...]
     interactions: tuple[ChildMapping, ...]
     region: str | None = None  # where the source's data lives; policy row filters test it
+    cache_ttl: float | None = None  # seconds its results may be served cached; None: the setting
 
     def entities(self) -> dict[str, EntityMap]:
         maps = [m.entity for m in (self.customer, *self.transactions, *self.interactions) if m]
@@ -268,6 +269,7 @@ class _Loader(MappingLoader):
         connection = self.connection(doc.get("connection"), f"{loc}.connection")
         timeout = self.number(doc.get("timeout"), f"{loc}.timeout", float)
         pool_size = self.number(doc.get("pool_size", 5), f"{loc}.pool_size", int) or 5
+        cache_ttl = self.seconds_or_zero(doc.get("cache_ttl_seconds"), f"{loc}.cache_ttl_seconds")
         customer = None
         if "customer" in doc:
             customer = self.customer(doc["customer"], f"{loc}.customer")
@@ -284,7 +286,15 @@ class _Loader(MappingLoader):
             region = None
         return SourceConfig(name, str(kind), str(shop) if shop else None, connection, timeout,
                             pool_size, defaults, customer, transactions, interactions,
-                            region.strip() if region else None)
+                            region.strip() if region else None, cache_ttl)
+
+    def seconds_or_zero(self, value: Any, loc: str) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9:
+            return float(value)
+        self.problem(loc, f"expected seconds, 0 or more (0: never cached), got {value!r}")
+        return None
 
     def number(self, value: Any, loc: str, kind: type) -> Any:
         if value is None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.errors import ConnectorError
-from connectors.query import Cond, Expr, Query
+from connectors.query import Cond, Expr, Page, Query
+from connectors.round_trips import recording
 from gateway.consent_gate import ConsentGate
 from gateway.faults import RetryPolicy, call_source
 from gateway.identity import (
@@ -36,8 +37,12 @@ from gateway.mapping import ChildMapping
 from gateway.planner import NOTHING, CustomerFilter, key_lookup, matches, plan_filter
 from gateway.policy.rows import RowScope, SourceFacts
 from gateway.records import CustomerRecord
+from gateway.request_trace import RequestTrace
 from gateway.settings import Settings
 from gateway.sources import Source, SourceSet
+
+if TYPE_CHECKING:
+    from gateway.source_cache import SourceCache
 
 log = logging.getLogger("panorama.resolver")
 CURSOR_PREFIX = "cur_"
@@ -84,6 +89,8 @@ class Resolver:
         self.readable = (frozenset(sources.names) if self.scope.unrestricted
                          else self.scope.readable_sources(self.facts))
         self.failures: list[SourceFailure] = []
+        self.trace = RequestTrace()  # every source call: explain, freshness, round trips
+        self.cache: SourceCache | None = None  # raw source results shared by requests
         self.retry = RetryPolicy(settings.read_retries, settings.retry_backoff_seconds)
         # loop.time() by which every source call of the request ends: start_deadline (app.py
         # at the request's arrival), else the first source call.
@@ -133,23 +140,41 @@ class Resolver:
         """Start the request's clock: its source calls end within request_deadline_seconds."""
         self.deadline = asyncio.get_running_loop().time() + self.settings.request_deadline_seconds
 
-    async def _call(self, source: Source, call: Callable[[], Awaitable[Any]], default: Any) -> Any:
-        """``call`` (a read) under the source's breaker, retries and the request's deadline;
-        on failure, ``default`` and an entry in ``failures``."""
+    async def _fetch(self, source: Source, query: Query, step: str) -> Page | None:
+        """One read of ``query``: from the cache when it holds it, else from the source under
+        its breaker, retries and the request's deadline. On failure, None and an entry in
+        ``failures``. Every call is traced (round trips, timing, cache) for explain."""
         if self.deadline is None:
             self.start_deadline()
-        try:
-            result = await call_source(source.name, source.breaker, call, self.retry,
-                                       self.deadline)
-        except ConnectorError as exc:
-            self._fail(source, exc.code, exc.detail)
-            return default
-        except Exception:  # a bug in a connector: logged, reported without details
-            log.exception("source %s: unexpected error", source.name)
-            self._fail(source, "SOURCE_ERROR", "the source failed unexpectedly")
-            return default
+        call = self.trace.start(source.name, step, query)
+        ttl = source.cache_ttl
+        if self.cache is not None and ttl > 0:
+            cached = await self.cache.get(source.name, ttl, query)
+            if cached is not None:
+                call.cached_age = cached.age()
+                self.trace.end(call, len(cached.page.rows), [])
+                return cached.page
+        error: str | None = None
+        page: Page | None = None
+        with recording() as trips:
+            try:
+                page = await call_source(source.name, source.breaker,
+                                         lambda: source.connector.fetch(query), self.retry,
+                                         self.deadline)
+            except ConnectorError as exc:
+                error = exc.code
+                self._fail(source, exc.code, exc.detail)
+            except Exception:  # a bug in a connector: logged, reported without details
+                log.exception("source %s: unexpected error", source.name)
+                error = "SOURCE_ERROR"
+                self._fail(source, error, "the source failed unexpectedly")
+        self.trace.end(call, len(page.rows) if page is not None else None, trips, error)
+        if page is None:
+            return None
         source.answered, source.last_error = True, None
-        return result
+        if self.cache is not None and ttl > 0:
+            await self.cache.put(source.name, ttl, query, page)
+        return page
 
     def _fail(self, source: Source, code: str, message: str) -> None:
         source.last_error = code
@@ -157,13 +182,13 @@ class Resolver:
         if failure not in self.failures:
             self.failures.append(failure)
 
-    async def _customers(self, source: Source, where: Expr | None, *, after: Any = None,
-                         limit: int | None = None) -> list[CustomerRecord]:
+    async def _customers(self, source: Source, where: Expr | None, step: str, *,
+                         after: Any = None, limit: int | None = None) -> list[CustomerRecord]:
         mapping = source.config.customer
         if mapping is None:
             return []
         query = Query("customer", tuple(mapping.entity.fields), where, after, limit)
-        page = await self._call(source, lambda: source.connector.fetch(query), None)
+        page = await self._fetch(source, query, step)
         if page is None:
             return []
         defaults = source.config.defaults
@@ -240,7 +265,8 @@ class Resolver:
             if source is None:
                 continue
             size = max(1, source.connector.max_in_values)
-            calls.extend(self._customers(source, Cond("key", "in", tuple(keys[i:i + size])))
+            calls.extend(self._customers(source, Cond("key", "in", tuple(keys[i:i + size])),
+                                         "members")
                          for i in range(0, len(keys), size))
         await asyncio.gather(*calls)
 
@@ -249,7 +275,7 @@ class Resolver:
         if mapping is None:
             return
         exprs = key_lookup(mapping, source.connector, keys)
-        await asyncio.gather(*(self._customers(source, expr) for expr in exprs))
+        await asyncio.gather(*(self._customers(source, expr, "lookup") for expr in exprs))
 
     # -- entry points ------------------------------------------------------------------
 
@@ -274,7 +300,7 @@ class Resolver:
             source = self._source(ref[0]) if ref else None
             if ref is None or source is None or source.config.customer is None:
                 return None
-            records = await self._customers(source, Cond("key", "in", (ref[1],)))
+            records = await self._customers(source, Cond("key", "in", (ref[1],)), "record")
             clusters = await self.expand(records) if records else []
             found = clusters[0] if clusters else None
         if found is not None and found.id != global_id:
@@ -286,7 +312,7 @@ class Resolver:
         source = self._source(ref[0])
         if source is None or source.config.customer is None:
             return None
-        records = await self._customers(source, Cond("key", "in", (ref[1],)))
+        records = await self._customers(source, Cond("key", "in", (ref[1],)), "record")
         found = [c for c in await self.expand(records) if any(r.ref == ref for r in c.records)]
         return await self._consented(self.admitted(found[0] if found else None))
 
@@ -312,7 +338,7 @@ class Resolver:
             last: Any = start_key if source.rank == start_rank else None
             size = min(batch, source.connector.max_page_size)
             while len(emitted) <= first:
-                records = await self._customers(source, where, after=last, limit=size)
+                records = await self._customers(source, where, "page", after=last, limit=size)
                 if not records:
                     break
                 clusters = {r.ref: c for c in await self.expand(records) for r in c.records}
@@ -380,13 +406,10 @@ class Resolver:
         convert = mapping.to_transaction if section == "transactions" else mapping.to_interaction
         fields = tuple(mapping.entity.fields)
         out: list[Any] = []
-
-        def fetch_chunk(chunk: tuple[Any, ...]) -> Callable[[], Awaitable[Any]]:
-            query = Query(mapping.entity.name, fields, Cond("customer_key", "in", chunk))
-            return lambda: source.connector.fetch(query)
-
-        chunks = [tuple(keys[i:i + size]) for i in range(0, len(keys), size)]
-        pages = await asyncio.gather(*(self._call(source, fetch_chunk(c), None) for c in chunks))
+        pages = await asyncio.gather(*(
+            self._fetch(source, Query(mapping.entity.name, fields,
+                                      Cond("customer_key", "in", tuple(keys[i:i + size]))), section)
+            for i in range(0, len(keys), size)))
         defaults = source.config.defaults
         for page in pages:
             if page is not None:

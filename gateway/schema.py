@@ -26,6 +26,7 @@ from gateway.policy import RoleView, RowScope
 from gateway.principal import Principal
 from gateway.resolver import Resolver
 from gateway.schema_audit import AuditLogPage, audit_log
+from gateway.schema_cache import CacheMutation
 from gateway.schema_me import Me, MeMutation, me
 from gateway.schema_steward import Mutation as StewardMutation
 from gateway.schema_steward import StewardLogEntry, steward_log
@@ -60,6 +61,8 @@ class Context:
     privacy: Any = None
     audit: Any = None
     loaders: dict[str, DataLoader] = field(default_factory=dict)
+    # An admin asked for the plan (request body `"extensions": {"explain": true}`).
+    explain: bool = False
 
     def loader(self, section: str) -> DataLoader:
         """One DataLoader per request and relation: every customer's children in one round."""
@@ -225,8 +228,9 @@ class Query:
 
 
 @strawberry.type
-class Mutation(StewardMutation, MeMutation):
-    """Stewards' corrections of identity (admin role), and a customer's own decisions."""
+class Mutation(StewardMutation, MeMutation, CacheMutation):
+    """Stewards' corrections of identity (admin role), a customer's own decisions, and the
+    cache's invalidation (admin role)."""
 
 
 def _mask(error: GraphQLError) -> bool:

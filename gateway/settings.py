@@ -44,6 +44,13 @@ def _seconds(text: Any) -> float:
     return value
 
 
+def _seconds_or_zero(text: Any) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("expected a number of seconds, 0 or more")
+    return value
+
+
 def _country(text: Any) -> str:
     value = str(text).strip().upper()
     if len(value) != 2 or not value.isalpha():
@@ -96,6 +103,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("breaker_cooldown_seconds", 30.0,
             "Seconds an open breaker answers without calling the source before one trial call.",
             _seconds),
+    Setting("cache_ttl_seconds", 0.0,
+            "Seconds a source's results are served from the cache; 0: always live. A source's "
+            "own `cache_ttl_seconds` in the config overrides it.", _seconds_or_zero),
+    Setting("cache_max_entries", 10_000,
+            "Source results the in-process cache keeps in all (least recently used dropped "
+            "first).", _positive_int),
+    Setting("cache_redis_url", "",
+            "redis://host:port/db of a cache shared by every replica; empty: each replica "
+            "caches on its own. May hold a password: set it in the environment."),
     Setting("log_level", "info", "Log level: debug, info, warning or error.", _log_level),
     Setting("admin_token", "", "A static bearer credential that authenticates as an admin "
                                "service principal (steward actions included); empty: none. A "
@@ -125,6 +141,9 @@ class Settings:
     retry_backoff_seconds: float = 0.05
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 30.0
+    cache_ttl_seconds: float = 0.0
+    cache_max_entries: int = 10_000
+    cache_redis_url: str = field(default="", repr=False)
     log_level: str = "info"
     admin_token: str = field(default="", repr=False)
 

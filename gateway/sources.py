@@ -21,7 +21,7 @@ class Source:
     """One configured source: its mapping and its connector."""
 
     def __init__(self, config: SourceConfig, connector: Connector, rank: int,
-                 breaker: CircuitBreaker | None = None) -> None:
+                 breaker: CircuitBreaker | None = None, cache_ttl: float = 0.0) -> None:
         self.config = config
         self.connector = connector
         self.rank = rank
@@ -30,6 +30,8 @@ class Source:
         self.answered = False
         self.last_error: str | None = None
         #: Shared by every request: after repeated failures, calls short-circuit (gateway.faults).
+        #: Seconds its results may be served from the cache (0: always live).
+        self.cache_ttl = cache_ttl
         defaults = Settings()
         self.breaker = breaker or CircuitBreaker(config.name, defaults.breaker_failures,
                                                  defaults.breaker_cooldown_seconds)
@@ -55,7 +57,8 @@ class SourceSet:
                                       pool_size=sc.pool_size)
             breaker = CircuitBreaker(sc.name, settings.breaker_failures,
                                      settings.breaker_cooldown_seconds)
-            sources.append(Source(sc, connector, rank, breaker))
+            ttl = settings.cache_ttl_seconds if sc.cache_ttl is None else sc.cache_ttl
+            sources.append(Source(sc, connector, rank, breaker, ttl))
         return cls(sources, config.survivorship)
 
     def __iter__(self) -> Iterator[Source]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,3 +50,15 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer 200 within {seconds} s")
+
+
+#: The CRM URL a test's demo world is built with, replaced by :func:`demo_config_copy`.
+UNSET_CRM = "http://unset"
+
+
+def demo_config_copy(world_config: Path, crm_url: str, folder: Path) -> Path:
+    """A copy of a demo world's folder whose config points at ``crm_url`` (a test may edit it)."""
+    shutil.copytree(world_config.parent, folder)
+    path = folder / "panorama.yaml"
+    path.write_text(path.read_text().replace(UNSET_CRM, crm_url))
+    return path

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from gateway.demo.world import build_world
 from gateway.faults import BreakerOpen, BreakerState, CircuitBreaker, RetryPolicy, read_with_retries
 from gateway.identity import encode_id
 from tests.gateway_client import gateway_client, graphql
-from tests.servers import running_crm, unused_port
+from tests.servers import demo_config_copy, running_crm, unused_port
 
 TOKEN = "faults-token"
 ENV = {DEMO_TOKEN_ENV: TOKEN}
@@ -42,11 +41,8 @@ def crm(world):
 
 @pytest.fixture
 def config(world, crm, tmp_path):
-    folder = tmp_path / "demo"
-    shutil.copytree(world.config_path.parent, folder)
-    path = folder / "panorama.yaml"
-    path.write_text(path.read_text().replace("http://unset", crm[0]))
-    return path
+    """The demo config pointed at the loopback CRM (a copy, so a test may edit its own)."""
+    return demo_config_copy(world.config_path, crm[0], tmp_path / "demo")
 
 
 def by_email(world) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from gateway.demo.run import DEMO_TOKEN_ENV, example_queries
 from gateway.demo.world import build_world, deterministic_clusters
 from gateway.identity import encode_id
 from tests.gateway_client import gateway_client, graphql
-from tests.servers import running_crm, unused_port
+from tests.servers import demo_config_copy, running_crm, unused_port
 
 TOKEN = "e2e-token"
 RECORDS = "sourceRecords { source localId matchedBy }"
@@ -38,12 +37,7 @@ def crm(world):
 @pytest.fixture
 def config(world, crm, tmp_path):
     """The demo config pointed at the loopback CRM (a copy, so a test may edit its own)."""
-    folder = tmp_path / "demo"
-    shutil.copytree(world.config_path.parent, folder)
-    path = folder / "panorama.yaml"
-    text = path.read_text().replace("http://unset", crm[0])
-    path.write_text(text)
-    return path
+    return demo_config_copy(world.config_path, crm[0], tmp_path / "demo")
 
 
 ENV = {DEMO_TOKEN_ENV: TOKEN}

@@ -21,6 +21,7 @@ from connectors.errors import (
     SourceUnavailable,
     UpstreamError,
 )
+from connectors.round_trips import note
 
 #: httpx exceptions -> (our error, what happened); looked up along the exception's MRO.
 HTTPX_ERRORS: dict[type[Exception], tuple[type[ConnectorError], str]] = {
@@ -131,6 +132,7 @@ class CRMClient:
         headers = None if body is None else {"Content-Type": "application/json"}
         retries = {429: 0, 500: 0}
         while True:
+            note(f"{method} {path}")  # paths carry object types, never values
             try:
                 response = await client.request(method, path, content=content, headers=headers,
                                                 timeout=self._remaining())

@@ -47,6 +47,7 @@ LINEAGE: Mapping[str, tuple[str, ...]] = {
     "Mutation.splitCustomer(id:)": (),
     "Mutation.splitCustomer(records:)": (),
     "Mutation.splitCustomer(reason:)": (),
+    "Mutation.invalidateCache(source:)": (),
     "RecordRef.source": (),
     "RecordRef.localId": (),
     # a customer's own view and decisions: about themselves only (the row filter binds them)
