@@ -217,11 +217,12 @@ class Resolver:
                 break
             self._explored.update(r.ref for r in pending)
             before = set(self._known)
-            await self._from_index(pending)
             keys = set().union(*(self._keys_of(r) for r in pending)) - self._searched
-            if keys:
-                self._searched |= keys
-                await asyncio.gather(*(self._lookup(source, keys) for source in self._read()))
+            self._searched |= keys
+            # The index's placement and the live key lookups need only this round's records:
+            # one level, every source at once.
+            await asyncio.gather(self._from_index(pending),
+                                 *(self._lookup(source, keys) for source in self._read() if keys))
             pending = [self._known[ref] for ref in set(self._known) - before]
         if pending:  # the last round found records: place them, without following them further
             await self._from_index(pending)
