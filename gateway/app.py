@@ -28,6 +28,7 @@ from gateway.auth import Authenticator
 from gateway.auth.http import AuthGate, principal_of
 from gateway.config import Config, load_config
 from gateway.crosswalk import KeyHasher, open_crosswalk
+from gateway.faults import BreakerState
 from gateway.linking import Linker
 from gateway.matching import Matcher
 from gateway.me_export import ExportEndpoint
@@ -152,9 +153,15 @@ def create_app(settings: Settings, config: Config | None = None,
     async def healthz(request: Request) -> Response:
         return ORJSONResponse({"status": "ok"})
 
+    def state(source: Any) -> str:
+        if source.breaker.state is BreakerState.OPEN:  # answering with partial data meanwhile
+            return "breaker-open"
+        return "ready" if source.answered else (source.last_error or "waiting")
+
     async def readyz(request: Request) -> Response:
-        body = {"ready": sources.ready, "sources": {
-            s.name: "ready" if s.answered else (s.last_error or "waiting") for s in sources}}
+        # Ready once every source has answered once; a source that falls sick later costs its
+        # part of answers, not the gateway's readiness (its breaker's state says so here).
+        body = {"ready": sources.ready, "sources": {s.name: state(s) for s in sources}}
         return ORJSONResponse(body, status_code=200 if sources.ready else 503)
 
     @contextlib.asynccontextmanager

@@ -82,7 +82,10 @@ async def test_breaker_opens_after_n_failures_then_answers_without_calling(world
         app.state.faults.clear()
         seen = len(app.state.requests)
         body = await graphql(client, by_email(world))
+        readiness = await client.get("/readyz")
     assert len(app.state.requests) == seen, "a short-circuited call reached the CRM"
+    assert readiness.status_code == 200 and readiness.json()["sources"] == {
+        "paris": "ready", "london": "ready", "berlin": "ready", "crm": "breaker-open"}
     assert sources_of(body) == {"paris", "london", "berlin"}
     (error,) = body["errors"]
     assert error["extensions"] == {"code": "SOURCE_UNAVAILABLE", "source": "crm"}
