@@ -16,7 +16,6 @@ import json
 import shutil
 import sqlite3
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +32,19 @@ from gateway.demo.run import DEMO_TOKEN_ENV
 from gateway.demo.world import build_world
 
 #: Where each moved shop goes: the engine's connection (as the config's ``connection:`` takes
-#: it, trust / empty-password local servers) and its sqlglot dialect.
-POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres",
-            "database": "panorama_bench_paris"}
-MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root",
-           "database": "panorama_bench_london"}
-MOVES = {"paris": ("postgres", POSTGRES), "london": ("mariadb", MARIADB)}
+#: it, trust / empty-password local servers), without the database, named per world.
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+
+
+def connections(seed: int, customers: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """shop -> (config kind, connection) of a world: one database per (seed, size), so that
+    worlds of several sizes stay cached side by side."""
+    suffix = f"s{seed}_n{customers}"
+    return {"paris": ("postgres", {**POSTGRES, "database": f"panorama_bench_paris_{suffix}"}),
+            "london": ("mariadb", {**MARIADB, "database": f"panorama_bench_london_{suffix}"})}
+
+
 #: The config reads the CRM's URL from here (the port changes every run).
 CRM_URL_ENV = "PANORAMA_BENCH_CRM_URL"
 MARKER_TABLE = "panorama_bench_world"
@@ -55,6 +61,7 @@ class BenchWorld:
     truth: dict
     build_seconds: float | None  # None: taken from the cache
     rows: dict[str, dict[str, int]]  # shop -> table -> rows copied
+    moved: dict[str, tuple[str, dict[str, Any]]]  # shop -> (kind, connection), see connections()
 
     def environ(self, crm_url: str, crm_token: str) -> dict[str, str]:
         """What the config's ``${env:...}`` references need."""
@@ -137,9 +144,11 @@ async def copy_to_mariadb(source: Path, connection: Mapping[str, Any]) -> dict[s
     counts = {}
     try:
         async with conn.cursor() as cur:
-            with warnings.catch_warnings():  # asyncmy warns when there was nothing to drop
-                warnings.simplefilter("ignore")
-                await cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+            # Only if it exists: MariaDB's note on dropping nothing reaches stderr otherwise.
+            await cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+                              (database,))
+            if await cur.fetchall():
+                await cur.execute(f"DROP DATABASE `{database}`")
             await cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
             await cur.execute(f"USE `{database}`")
             tables, indexes = sqlite_schema(source)
@@ -170,15 +179,14 @@ def marker_text(seed: int, customers: int, rows: Mapping[str, int]) -> str:
                       sort_keys=True)
 
 
-async def write_markers(markers: Mapping[str, str]) -> None:
+async def write_markers(moved: Mapping[str, tuple[str, dict]], markers: Mapping[str, str]) -> None:
     """The last step of a build: each server's database says which world it holds."""
-    pg = await asyncpg.connect(**POSTGRES)
+    pg = await asyncpg.connect(**moved["paris"][1])
     try:
         await pg.execute(f"INSERT INTO {MARKER_TABLE} VALUES ($1)", markers["paris"])
     finally:
         await pg.close()
-    my = await asyncmy.connect(autocommit=True, charset="utf8mb4", db=MARIADB["database"],
-                               **{k: v for k, v in MARIADB.items() if k != "database"})
+    my = await asyncmy.connect(autocommit=True, charset="utf8mb4", **mariadb_options(moved))
     try:
         async with my.cursor() as cur:
             await cur.execute(f"INSERT INTO {MARKER_TABLE} VALUES (%s)", (markers["london"],))
@@ -186,11 +194,15 @@ async def write_markers(markers: Mapping[str, str]) -> None:
         my.close()
 
 
-async def read_markers() -> dict[str, str | None]:
+def mariadb_options(moved: Mapping[str, tuple[str, dict]]) -> dict[str, Any]:
+    return {("db" if k == "database" else k): v for k, v in moved["london"][1].items()}
+
+
+async def read_markers(moved: Mapping[str, tuple[str, dict]]) -> dict[str, str | None]:
     """Each server's marker, None where the database, the table or the row is missing."""
     found: dict[str, str | None] = {"paris": None, "london": None}
     try:
-        pg = await asyncpg.connect(**POSTGRES)
+        pg = await asyncpg.connect(**moved["paris"][1])
         try:
             found["paris"] = await pg.fetchval(f"SELECT marker FROM {MARKER_TABLE}")
         finally:
@@ -198,8 +210,7 @@ async def read_markers() -> dict[str, str | None]:
     except (OSError, asyncpg.PostgresError):
         pass
     try:
-        my = await asyncmy.connect(charset="utf8mb4", db=MARIADB["database"],
-                                   **{k: v for k, v in MARIADB.items() if k != "database"})
+        my = await asyncmy.connect(charset="utf8mb4", **mariadb_options(moved))
         try:
             async with my.cursor() as cur:
                 await cur.execute(f"SELECT marker FROM {MARKER_TABLE}")
@@ -215,10 +226,10 @@ async def read_markers() -> dict[str, str | None]:
 # -- the config ------------------------------------------------------------------------------
 
 
-def rewrite_config(path: Path) -> None:
+def rewrite_config(path: Path, moved: Mapping[str, tuple[str, dict]]) -> None:
     """paris -> ``kind: postgres``, london -> ``kind: mariadb``, with their connections."""
     text = path.read_text(encoding="utf-8")
-    for shop, (kind, connection) in MOVES.items():
+    for shop, (kind, connection) in moved.items():
         start = text.index(f"\n  {shop}:\n")
         end = text.index("\n    defaults:", start)
         block = text[start:end]
@@ -239,14 +250,15 @@ def prepare_world(root: Path, *, seed: int, customers: int, log=print) -> BenchW
     """The world for (seed, customers) under ``root``, built unless the cache still holds it."""
     directory = root / f"seed{seed}-n{customers}"
     state_path = directory / "bench-world.json"
+    moved = connections(seed, customers)
     if state_path.is_file():
         state = json.loads(state_path.read_text())
-        if asyncio.run(read_markers()) == state["markers"]:
+        if asyncio.run(read_markers(moved)) == state["markers"]:
             log(f"world: cached in {directory} (seed {seed}, {customers:,} customers)")
             return BenchWorld(directory, directory / "panorama.yaml",
                               load_seed(directory / "crm-seed.json"),
                               json.loads((directory / "truth.json").read_text()), None,
-                              state["rows"])
+                              state["rows"], moved)
         log("world: cached files found, but the databases no longer match them: rebuilding")
     shutil.rmtree(directory, ignore_errors=True)
     log(f"world: building {customers:,} customers (seed {seed}) in {directory} ...")
@@ -254,18 +266,19 @@ def prepare_world(root: Path, *, seed: int, customers: int, log=print) -> BenchW
     world = build_world(directory, seed=seed, customers=customers,
                         crm_url=f"${{env:{CRM_URL_ENV}}}")
     generated = time.perf_counter() - started
-    rows = {"paris": asyncio.run(copy_to_postgres(directory / "paris.db", POSTGRES)),
-            "london": asyncio.run(copy_to_mariadb(directory / "london.db", MARIADB))}
-    rewrite_config(world.config_path)
+    rows = {"paris": asyncio.run(copy_to_postgres(directory / "paris.db", moved["paris"][1])),
+            "london": asyncio.run(copy_to_mariadb(directory / "london.db", moved["london"][1]))}
+    rewrite_config(world.config_path, moved)
     markers = {shop: marker_text(seed, customers, counts) for shop, counts in rows.items()}
-    asyncio.run(write_markers(markers))
+    asyncio.run(write_markers(moved, markers))
     # The state file is written last: a build cut short leaves no cache behind.
     state_path.write_text(json.dumps({"markers": markers, "rows": rows}, indent=1))
     built = time.perf_counter() - started
     log(f"world: built in {built:.1f} s (generating {generated:.1f} s, copying paris to "
         f"PostgreSQL and london to MariaDB {built - generated:.1f} s; "
         f"{sum(rows['paris'].values()):,} + {sum(rows['london'].values()):,} rows)")
-    return BenchWorld(directory, world.config_path, world.crm_seed, world.truth, built, rows)
+    return BenchWorld(directory, world.config_path, world.crm_seed, world.truth, built, rows,
+                      moved)
 
 
 def ensure_indexed(world: BenchWorld, environ: Mapping[str, str], log=print) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -26,21 +27,38 @@ from gateway.auth import mint_token
 from gateway.config import load_config
 from gateway.settings import Settings
 
+#: Every round trip counted since the caller last cleared it: "source: SQL" or "crm: POST /path".
+TRAIL: list[str] = []
 #: Who asks: an admin acting for the purpose under which the demo policy shows everything.
 ADMIN = {"subject": "bench-admin", "roles": ("admin",), "purpose": "administration"}
 
 
 class CountingASGI:
-    """Counts the requests that reach an ASGI app under ``/crm/`` (middleware ``cls(app)``)."""
+    """Counts the requests that reach an ASGI app under ``/crm/``, and the seconds the app
+    spent answering them (middleware ``cls(app, counter)``)."""
 
     def __init__(self, app: ASGIApp, counter: Counter[str]) -> None:
         self.app, self.counter = app, counter
         self.state = getattr(app, "state", None)  # the CRM's fault queue stays reachable
+        self.in_flight, self.since = 0, 0.0  # only the CRM server's thread touches these
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/crm/"):
-            self.counter["http"] += 1
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or not scope["path"].startswith("/crm/"):
+            await self.app(scope, receive, send)
+            return
+        self.counter["http"] += 1
+        TRAIL.append(f"crm: {scope['method']} {scope['path']}")
+        # The stand-in runs in this process (one GIL): the time it had a request in hand is
+        # time the caller waited. Concurrent requests overlap: count their union, once.
+        if not self.in_flight:
+            self.since = time.perf_counter()
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self.counter["crm_seconds"] += time.perf_counter() - self.since
 
 
 def count_statements(app: Any, counter: Counter[str]) -> None:
@@ -56,6 +74,7 @@ def count_statements(app: Any, counter: Counter[str]) -> None:
                           _name: str = source.name) -> Any:
             counter["sql"] += 1
             counter[f"sql:{_name}"] += 1
+            TRAIL.append(f"{_name}: {' '.join(sql.split())}")
             return await _rows(sql, params)
 
         driver.rows = counted
