@@ -96,12 +96,23 @@ class EntityMap:
 
 
 @dataclass(frozen=True, slots=True)
+class Latest:
+    """Of each parent's rows, only the ``count`` with the greatest ``field`` are needed (the
+    newest transactions of each customer). A hint, like a filter the source cannot evaluate: a
+    connector may return more rows, never fewer; the caller sorts and cuts."""
+
+    field: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     """Read rows of one entity map.
 
     ``fields`` are the logical fields to return (the key, and the parent for child entities,
     are always returned too). With ``limit`` or ``after`` rows come ordered by key,
     ascending, and ``after`` keeps only rows whose key is greater than it (keyset paging).
+    ``latest`` (child entities only) says how many rows per parent are needed.
     """
 
     entity: str
@@ -109,6 +120,7 @@ class Query:
     where: Expr | None = None
     after: Any = None
     limit: int | None = None
+    latest: Latest | None = None
 
 
 @dataclass(slots=True)

@@ -102,6 +102,7 @@ class SQLConnector(Connector):
         self.statements = StatementCache(self.statement_cache_size)
         self._layouts: dict[str, Layout] = {}
         self._coercers: dict[str, dict[str, Coercer]] = {}
+        self._sortable: dict[str, frozenset[str]] = {}  # fields whose type sorts in time order
 
     @property
     def dialect(self) -> str:
@@ -163,9 +164,28 @@ class SQLConnector(Connector):
             values.append(self._typed_after(entity, query.after))
         if query.limit is not None:
             values.append(self._checked_limit(query.limit))
-        key = (entity.name, names, shape, query.after is not None, query.limit is not None)
+        latest = self._latest(entity, query)
+        if latest is not None and query.latest is not None:
+            values.append(query.latest.count)
+        key = (entity.name, names, shape, query.after is not None, query.limit is not None,
+               latest)
         rendered = self.statements.get_or_build(key, lambda: self._build(entity, layout, *key[1:]))
         return rendered, [values[i] for i in rendered.slots]
+
+    def _latest(self, entity: EntityMap, query: Query) -> str | None:
+        """The field to rank each parent's rows by, when ``query.latest`` can be pushed down:
+        a child entity, no paging, and a column whose type sorts in time order (a date, a
+        timestamp, epoch seconds); a date kept as text may not, so it is not pushed down."""
+        latest = query.latest
+        if latest is None or entity.parent is None or query.after is not None \
+                or query.limit is not None:
+            return None
+        if latest.field not in self._sortable.get(entity.name, ()):
+            return None
+        if not isinstance(latest.count, int) or isinstance(latest.count, bool) \
+                or latest.count < 1:
+            raise Unsupported(self.name, "latest.count must be a whole number of at least 1")
+        return latest.field
 
     def _names(self, entity: EntityMap, query: Query) -> tuple[str, ...]:
         """Result fields: the key, the parent, then those asked for; all must be mapped."""
@@ -238,9 +258,12 @@ class SQLConnector(Connector):
     # -- building (once per shape) --
 
     def _build(self, entity: EntityMap, layout: Layout, names: tuple[str, ...],
-               shape: Hashable | None, has_after: bool, has_limit: bool) -> Rendered:
+               shape: Hashable | None, has_after: bool, has_limit: bool,
+               latest: str | None) -> Rendered:
         """The statement of one shape; the cache asks for it once."""
-        return build_statement(self, layout, entity.key, names, shape, has_after, has_limit)
+        ranked = (entity.parent, latest) if latest is not None and entity.parent else None
+        return build_statement(self, layout, entity.key, names, shape, has_after, has_limit,
+                               ranked)
 
     def _layout(self, entity: EntityMap) -> Layout:
         """The entity's FROM clause and columns, checked once per entity."""
@@ -259,6 +282,8 @@ class SQLConnector(Connector):
         if problems:
             raise SourceConfigError(self.name, "; ".join(problems))
         self._coercers[entity.name] = {f: self.driver.coercer(t) for f, t in types.items()}
+        self._sortable[entity.name] = frozenset(
+            f for f, t in types.items() if self.driver.chronological(t))
 
     async def _inspect(self, entity: EntityMap) -> tuple[list[str], dict[str, str]]:
         """Problems between one entity map and the source, and each field's declared type."""

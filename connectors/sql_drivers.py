@@ -203,6 +203,16 @@ class Driver:
         if pool is not None:
             await self._close_pool(pool)
 
+    #: Parts of declared types whose values sort in time order (dates, timestamps, epoch
+    #: numbers); text does not qualify, whatever it holds.
+    chronological_types: ClassVar[tuple[str, ...]] = (
+        "date", "time", "int", "numeric", "decimal", "real", "double", "float")
+
+    def chronological(self, declared_type: str) -> bool:
+        """Whether a column of ``declared_type`` sorts its values in time order."""
+        declared = declared_type.lower()
+        return any(part in declared for part in self.chronological_types)
+
     def coercer(self, declared_type: str) -> Coercer:
         """How values compared with a column of ``declared_type`` are passed."""
         declared = declared_type.lower()

@@ -152,8 +152,9 @@ class Rendered:
     names: tuple[str, ...]
 
 
-#: What a statement depends on: entity, result names, filter shape, whether after and limit.
-StatementKey = tuple[str, tuple[str, ...], Hashable | None, bool, bool]
+#: What a statement depends on: entity, result names, filter shape, whether after and limit,
+#: the field each parent's rows are ranked by (Query.latest).
+StatementKey = tuple[str, tuple[str, ...], Hashable | None, bool, bool, str | None]
 
 
 class StatementCache:
@@ -277,8 +278,12 @@ def _conjuncts(node: exp.Expr) -> Iterator[exp.Expr]:
 
 
 def build_statement(sql: SQLConnector, layout: Layout, key: str, names: tuple[str, ...],
-                    shape: Hashable | None, has_after: bool, has_limit: bool) -> Rendered:
-    """The SELECT of one query shape, in the connector's dialect and placeholder style."""
+                    shape: Hashable | None, has_after: bool, has_limit: bool,
+                    ranked: tuple[str, str] | None = None) -> Rendered:
+    """The SELECT of one query shape, in the connector's dialect and placeholder style.
+
+    ``ranked`` = (parent, field): keep each parent's rows with the greatest ``field`` only, as
+    many as the last parameter says (ROW_NUMBER() over a window, in all three engines)."""
     slots = itertools.count()
 
     def placeholders(count: int) -> list[exp.Expr]:
@@ -300,8 +305,23 @@ def build_statement(sql: SQLConnector, layout: Layout, key: str, names: tuple[st
                                  copy=False)
     if has_limit:
         select = select.limit(placeholders(1)[0], copy=False)
+    if ranked is not None:
+        select = _newest_per_parent(select, layout, names, *ranked, placeholders(1)[0])
     text, order = to_sql(select, sql.dialect, sql.driver_class.placeholder)
     return Rendered(text, order, names)
+
+
+def _newest_per_parent(select: exp.Select, layout: Layout, names: tuple[str, ...], parent: str,
+                       field: str, count: exp.Expr) -> exp.Select:
+    """``select`` cut to the ``count`` rows of each parent with the greatest ``field``; rows
+    without a value come last, as the gateway sorts them."""
+    newest = exp.Ordered(this=layout.column(field), desc=True, nulls_first=False)
+    rank = exp.Window(this=exp.RowNumber(), partition_by=[layout.column(parent)],
+                      order=exp.Order(expressions=[newest]))
+    inner = select.select(exp.alias_(rank, "_rank", quoted=True), copy=False)
+    return exp.select(*(exp.column(n, table="ranked", quoted=True) for n in names)).from_(
+        inner.subquery("ranked", copy=False)).where(
+        exp.column("_rank", table="ranked", quoted=True) <= count)
 
 
 def _predicate(sql: SQLConnector, shape: Any, layout: Layout,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from connectors.errors import ConnectorError
-from connectors.query import Cond, Expr, Page, Query
+from connectors.query import Cond, Expr, Latest, Page, Query
 from connectors.round_trips import recording
 from gateway.consent_gate import ConsentGate
 from gateway.faults import RetryPolicy, call_source
@@ -381,8 +381,11 @@ class Resolver:
 
     # -- children (transactions, interactions) ------------------------------------------
 
-    async def children(self, clusters: list[Cluster], section: str) -> list[list[Any]]:
-        """Transactions or interactions of each cluster: one query per table per source."""
+    async def children(self, clusters: list[Cluster], section: str,
+                       newest: int | None = None) -> list[list[Any]]:
+        """Transactions or interactions of each cluster: one query per table per source.
+        ``newest``: only that many of each customer's newest are needed; sources that can rank
+        rows by date return at most that many per record (the caller sorts and cuts)."""
         wanted: dict[str, dict[str, Any]] = {}  # source -> local key -> native key
         for found in clusters:
             for record in found.records:
@@ -393,7 +396,8 @@ class Resolver:
             if source is None:
                 continue
             for mapping in getattr(source.config, section):
-                calls.append(self._child_rows(source, mapping, section, list(keys.values())))
+                calls.append(self._child_rows(source, mapping, section, list(keys.values()),
+                                              newest))
         per_ref: dict[tuple[str, str], list[Any]] = {}
         for rows in await asyncio.gather(*calls):
             for item in rows:
@@ -402,14 +406,17 @@ class Resolver:
                 for found in clusters]
 
     async def _child_rows(self, source: Source, mapping: ChildMapping, section: str,
-                          keys: list[Any]) -> list[Any]:
+                          keys: list[Any], newest: int | None) -> list[Any]:
         size = max(1, source.connector.max_in_values)
         convert = mapping.to_transaction if section == "transactions" else mapping.to_interaction
         fields = tuple(mapping.entity.fields)
+        date = mapping.fields.get("date")
+        latest = Latest(date.logical, newest) if newest and date and date.logical else None
         out: list[Any] = []
         pages = await asyncio.gather(*(
             self._fetch(source, Query(mapping.entity.name, fields,
-                                      Cond("customer_key", "in", tuple(keys[i:i + size]))), section)
+                                      Cond("customer_key", "in", tuple(keys[i:i + size])),
+                                      latest=latest), section)
             for i in range(0, len(keys), size)))
         defaults = source.config.defaults
         for page in pages:

@@ -64,14 +64,16 @@ class Context:
     # An admin asked for the plan (request body `"extensions": {"explain": true}`).
     explain: bool = False
 
-    def loader(self, section: str) -> DataLoader:
-        """One DataLoader per request and relation: every customer's children in one round."""
-        if section not in self.loaders:
+    def loader(self, section: str, first: int) -> DataLoader:
+        """One DataLoader per request, relation and page size: every customer's children in one
+        round, each source asked for the newest ``first`` rows per record where it can."""
+        name = f"{section}:{first}"
+        if name not in self.loaders:
             async def load(clusters: list[Cluster]) -> list[list[Any]]:
-                return await self.resolver.children(clusters, section)
+                return await self.resolver.children(clusters, section, first)
 
-            self.loaders[section] = DataLoader(load_fn=load, cache_key_fn=lambda c: c.id)
-        return self.loaders[section]
+            self.loaders[name] = DataLoader(load_fn=load, cache_key_fn=lambda c: c.id)
+        return self.loaders[name]
 
 
 def _page_size(first: int | None, settings: Settings, argument: str) -> int:
@@ -117,7 +119,7 @@ class Customer:
     async def transactions(self, info: Info, first: int | None = None) -> list[gt.Transaction]:
         context: Context = info.context
         size = _page_size(first, context.settings, "transactions.first")
-        records = await context.loader("transactions").load(self.cluster)
+        records = await context.loader("transactions", size).load(self.cluster)
         shops = context.sources.shops
         ordered = sorted(records, key=lambda r: (r.date is not None, r.date), reverse=True)
         return [merge.transaction(r, shops) for r in ordered[:size]]
@@ -126,7 +128,7 @@ class Customer:
     async def interactions(self, info: Info, first: int | None = None) -> list[gt.Interaction]:
         context: Context = info.context
         size = _page_size(first, context.settings, "interactions.first")
-        records = await context.loader("interactions").load(self.cluster)
+        records = await context.loader("interactions", size).load(self.cluster)
         ordered = sorted(records, key=lambda r: (r.date is not None, r.date), reverse=True)
         return [merge.interaction(r) for r in ordered[:size]]
 

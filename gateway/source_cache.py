@@ -46,6 +46,7 @@ Redis must not be able to run code in the gateway); an entry that does not decod
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import math
@@ -211,10 +212,16 @@ def _expr(expr: Any) -> Any:
 def query_key(query: Query) -> bytes | None:
     """The canonical form of a query (exact types, lists = tuples), or None when it has none."""
     try:
+        latest = None if query.latest is None else [query.latest.field, query.latest.count]
         return orjson.dumps([query.entity, list(query.fields), _expr(query.where),
-                             _key_value(query.after), query.limit])
+                             _key_value(query.after), query.limit, latest])
     except (_Uncacheable, orjson.JSONEncodeError, TypeError):
         return None
+
+
+# A field added to Query must join the key above, or two different queries would share an entry.
+assert [f.name for f in dataclasses.fields(Query)] == [
+    "entity", "fields", "where", "after", "limit", "latest"], "query_key misses a Query field"
 
 
 def encode_page(page: Page, stored_at: float) -> bytes:

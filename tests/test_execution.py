@@ -220,3 +220,21 @@ async def test_a_source_with_ttl_zero_is_always_read_live(config, world, crm):
     assert len(app.state.requests) > seen
     freshness = warm["extensions"]["freshness"]
     assert freshness["crm"]["cached"] is False and freshness["paris"]["cached"] is True
+
+
+async def test_the_newest_transactions_are_ranked_in_sources_that_can_and_cut_right(config):
+    newest = ('{ customers(first: 30, filter: {shop: "london"}) { edges { node { id '
+              'transactions(first: %d) { id date } } } } }')
+    async with gateway_client(config, environ=ENV) as client:
+        two = await explained(client, newest % 2)
+        every = await explained(client, newest % 100)
+    # london keeps epoch seconds (INTEGER): ranked in the source; paris and berlin keep dates as
+    # text, which may not sort in time order: every row comes and the gateway cuts.
+    statements = {c["source"]: c["statements"][-1] for c in plan(two)["calls"]
+                  if c["step"] == "transactions"}
+    assert "ROW_NUMBER() OVER" in statements["london"]
+    assert "ROW_NUMBER" not in statements["paris"] and "ROW_NUMBER" not in statements["berlin"]
+    cut = [[t["id"] for t in e["node"]["transactions"]] for e in every["data"]["customers"]["edges"]]
+    got = [[t["id"] for t in e["node"]["transactions"]] for e in two["data"]["customers"]["edges"]]
+    assert got == [ids[:2] for ids in cut]
+    assert sum(len(ids) > 2 for ids in cut) > 5, "the test needs customers with more than two"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 
 from connectors import ConnectorError, SourceUnavailable, Unsupported
-from connectors.query import AllOf, AnyOf, Cond, Query
+from connectors.query import AllOf, AnyOf, Cond, Latest, Query
 from tests.connectors.dataset import CUSTOMER_FIELDS, DATASET_COLUMN, NOTES, PEOPLE
 
 
@@ -152,6 +152,16 @@ class ConnectorContract:
         got = sorted((int(str(r["customer_key"])), r["text"]) for r in page.rows)
         want = sorted((n["person_id"], n["text"]) for n in NOTES if n["person_id"] in (1, 10))
         assert got == want
+
+    async def test_latest_keeps_at_least_each_parents_newest_rows(self, connector):
+        # A hint: a connector may return more rows, never miss one of the newest.
+        page = await connector.fetch(Query("note", ("customer_key", "text", "date"),
+                                           where=Cond("customer_key", "in", (1, 2, 10)),
+                                           latest=Latest("date", 1)))
+        got = {(int(str(r["customer_key"])), r["text"]) for r in page.rows}
+        for parent in (1, 2, 10):
+            newest = max((n for n in NOTES if n["person_id"] == parent), key=lambda n: n["date"])
+            assert (parent, newest["text"]) in got, parent
 
     async def test_unknown_entity_names_the_mapped_ones(self, connector):
         with pytest.raises(Unsupported) as err:

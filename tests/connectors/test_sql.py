@@ -21,7 +21,7 @@ from connectors.errors import (
     SourceUnavailable,
     Unsupported,
 )
-from connectors.query import AllOf, AnyOf, Cond, EntityMap, Join, Query
+from connectors.query import AllOf, AnyOf, Cond, EntityMap, Join, Latest, Query
 from connectors.sql import MariaDBConnector, PostgresConnector, SQLConnector, SQLiteConnector
 from connectors.sql_drivers import MariaDBDriver, PostgresDriver, SQLiteDriver
 from tests.connectors.contract import ConnectorContract, keys
@@ -122,6 +122,22 @@ class SQLContract(ConnectorContract):
             assert sorted(int(r["customer_key"]) for r in page.rows) == [1, 1, 10]
         else:
             assert sorted(keys(page)) == want
+
+    async def test_latest_is_ranked_in_the_source_on_a_time_column_only(self, connector):
+        parents = (1, 2, 10)
+        newest = await connector.fetch(Query("note", ("customer_key", "text", "date"),
+                                             where=Cond("customer_key", "in", parents),
+                                             latest=Latest("date", 1)))
+        assert sorted(int(str(r["customer_key"])) for r in newest.rows) == [1, 2, 10]
+        assert "Complained about a late delivery" in {r["text"] for r in newest.rows}
+        statement = connector.render(Query("note", ("text",), Cond("customer_key", "in", parents),
+                                           latest=Latest("date", 1)))
+        assert statement is not None and "ROW_NUMBER() OVER (PARTITION BY" in statement[0].sql
+        # A text column may hold dates in any order: not ranked in the source, every row comes.
+        by_text = await connector.fetch(Query("note", ("customer_key", "text"),
+                                              where=Cond("customer_key", "in", parents),
+                                              latest=Latest("text", 1)))
+        assert len(by_text.rows) == 4
 
     async def test_keyset_after_given_as_text(self, connector):
         page = await connector.fetch(Query("customer", (), after="9", limit=10))
