@@ -153,6 +153,9 @@ async def s1_s3(run: Run, gw: Gateway, direct: DirectPath, targets: list[Target]
           f"{len(found['transactions'])} transactions, {len(found['interactions'])} interactions; "
           f"direct sources {sorted(r['source'] for r in mine['records'])}, "
           f"{len(mine['transactions'])} transactions, {len(mine['interactions'])} interactions")
+    if {r["source"] for r in found["sourceRecords"]} != {r["source"] for r in mine["records"]}:
+        raise SystemExit("the gateway and the direct path disagree on this customer's sources: "
+                         "a broken tree? Run from a snapshot of a commit (bench/README.md)")
     distinct = min(len(targets), WARMUP + requests)
     print(f"S1 rotates over {distinct} customers known in all four sources"
           + ("" if distinct >= WARMUP + requests else " (fewer than requests: some repeat)"))
