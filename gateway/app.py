@@ -139,7 +139,8 @@ def build_linker(config: Config) -> Linker:
     if config.identity is None:
         return Linker()
     return Linker(Matcher(config.identity.rules),
-                  open_crosswalk(config.identity.store, base_dir=config.identity.base_dir))
+                  open_crosswalk(config.identity.store, base_dir=config.identity.base_dir),
+                  KeyHasher(config.identity.secret))
 
 
 def create_app(settings: Settings, config: Config | None = None,

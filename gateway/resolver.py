@@ -283,7 +283,12 @@ class Resolver:
     async def by_key(self, key: str) -> Cluster | None:
         """The customer carrying one match key (a key links records, so there is at most one)."""
         self._searched.add(key)
-        await asyncio.gather(*(self._lookup(source, {key}) for source in self._read()))
+
+        async def indexed() -> None:  # the customers the index saw with the key, meanwhile
+            await self._load_customers(await self.linker.customers_with_key(key))
+
+        await asyncio.gather(indexed(), *(self._lookup(source, {key}) for source in self._read()))
+        # Seeds carry the key now: a record the index saw with it may have changed since.
         seeds = [r for r in self._known.values() if key in self._keys_of(r)]
         clusters = await self.expand(seeds)
         return await self._consented(self.admitted(clusters[0] if clusters else None))
