@@ -110,6 +110,8 @@ class CompiledFilter:
     raw: bool
     match: Match
     negate: bool
+    #: The values an EQ or IN filter accepts (coerced), so that an index can answer it.
+    targets: frozenset[Any] | None = None
 
     def __call__(self, store: Store, object_type: str, obj: CRMObject) -> bool:
         values = store.values(object_type, obj, self.prop)
@@ -149,6 +151,7 @@ def compile_filter(store: Store, object_type: str, raw: Any,
             raise invalid(f"'{text}' is not a valid {definition.type} for property '{prop}'")
         return value
 
+    targets: frozenset[Any] | None = None
     if takes == "none":
         match = build()
     elif takes == "raw":
@@ -163,10 +166,14 @@ def compile_filter(store: Store, object_type: str, raw: Any,
         if len(values) > limits.in_values:
             raise invalid(f"operator {operator} on '{prop}' takes at most {limits.in_values} "
                           f"values; got {len(values)}")
-        match = build({coerce_arg(_scalar({"v": v}, "v", prop)) for v in values})
+        accepted = {coerce_arg(_scalar({"v": v}, "v", prop)) for v in values}
+        match, targets = build(accepted), frozenset(accepted)
     else:
-        match = build(coerce_arg(_scalar(raw, "value", prop)))
-    return CompiledFilter(prop, coerce_type, takes == "raw", match, negate)
+        target = coerce_arg(_scalar(raw, "value", prop))
+        match = build(target)
+        targets = frozenset({target}) if positive == "EQ" else None
+    return CompiledFilter(prop, coerce_type, takes == "raw", match, negate,
+                          None if negate or takes not in ("values", "value") else targets)
 
 
 def compile_groups(store: Store, object_type: str, groups: Any,
@@ -270,6 +277,25 @@ def id_range(store: Store, object_type: str, groups: Any,
     return range(lo, max(lo, hi))
 
 
+def candidates(store: Store, object_type: str,
+               groups: list[list[CompiledFilter]]) -> list[CRMObject]:
+    """The objects a search must test, in store order: when every group has an EQ or IN
+    filter, only the objects the property index gives for its values (as HubSpot answers such
+    searches from an index); otherwise every object."""
+    everything = store.ordered[object_type]
+    if not groups:
+        return everything
+    found: set[str] = set()
+    for group in groups:
+        keyed = next((f for f in group if f.targets is not None), None)
+        if keyed is None:
+            return everything
+        index = store.index(object_type, keyed.prop, keyed.coerce)
+        found.update(obj.id for value in keyed.targets or () for obj in index.get(value, ()))
+    position = store.position[object_type]
+    return [everything[i] for i in sorted(position[i] for i in found)]
+
+
 def _int_arg(value: Any, name: str, default: int) -> int:
     if value is None or value == "":
         return default
@@ -307,7 +333,7 @@ def search(store: Store, object_type: str, body: Mapping[str, Any], *, page_limi
     if (span := id_range(store, object_type, body.get("filterGroups"), specs)) is not None:
         matched = span  # positions in the id order: paging by id costs a page, not the store
     else:
-        matched = [obj for obj in store.objects[object_type].values()
+        matched = [obj for obj in candidates(store, object_type, groups)
                    if not groups or any(all(f(store, object_type, obj) for f in group)
                                         for group in groups)]
         matched = sort_objects(store, object_type, matched, specs)

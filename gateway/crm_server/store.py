@@ -178,6 +178,22 @@ class Store:
         # Each type's objects and ids in id order (the store is read-only): id ranges bisect them.
         self.ordered = {t: list(objs.values()) for t, objs in self.objects.items()}
         self.ids = {t: [int(i) for i in objs] for t, objs in self.objects.items()}
+        self.position = {t: {o.id: i for i, o in enumerate(objs)} for t, objs in self.ordered.items()}
+        self._indexes: dict[tuple[str, str], dict[Any, list[CRMObject]]] = {}
+
+    def index(self, object_type: str, name: str,
+              coerce: Callable[[str], Any]) -> dict[Any, list[CRMObject]]:
+        """Objects by the coerced values of one property, built on first use."""
+        key = (object_type, name)
+        if key not in self._indexes:
+            by_value: dict[Any, list[CRMObject]] = {}
+            for obj in self.ordered[object_type]:
+                for value in self.values(object_type, obj, name):
+                    coerced = coerce(value)
+                    if coerced is not None:
+                        by_value.setdefault(coerced, []).append(obj)
+            self._indexes[key] = by_value
+        return self._indexes[key]
 
     # -- loading ---------------------------------------------------------------------------
 
