@@ -238,3 +238,39 @@ async def test_the_newest_transactions_are_ranked_in_sources_that_can_and_cut_ri
     got = [[t["id"] for t in e["node"]["transactions"]] for e in two["data"]["customers"]["edges"]]
     assert got == [ids[:2] for ids in cut]
     assert sum(len(ids) > 2 for ids in cut) > 5, "the test needs customers with more than two"
+
+
+async def test_replicas_share_the_cache_through_redis_and_its_invalidation(config, world, crm):
+    _, app = crm
+    query = CUSTOMER_360 % world.showcase["email"]
+    shared = {"cache_ttl_seconds": 60, "cache_redis_url": "redis://127.0.0.1:6379/0"}
+    async with gateway_client(config, environ=ENV, **shared) as one, \
+            gateway_client(config, environ=ENV, **shared) as two:
+        # Start clean: entries of an earlier run within the TTL would otherwise answer.
+        cleared = await one.post("/graphql", json={"query": "mutation { invalidateCache }"})
+        assert cleared.json()["data"]["invalidateCache"] == ["paris", "london", "berlin", "crm"]
+        cold = await explained(one, query)
+        seen = len(app.state.requests)
+        other = await explained(two, query)  # another replica: served from Redis
+        assert len(app.state.requests) == seen
+        await two.post("/graphql", json={"query": 'mutation { invalidateCache(source: "crm") }'})
+        after = await explained(one, query)  # the first replica's local layer obeys it too
+    assert plan(cold)["roundTrips"] > 0 and plan(other)["roundTrips"] == 0
+    assert other["data"] == cold["data"]
+    freshness = after["extensions"]["freshness"]
+    assert freshness["crm"]["cached"] is False and freshness["paris"]["cached"] is True
+    assert len(app.state.requests) > seen
+
+
+async def test_an_unreachable_shared_cache_reads_live_and_refuses_to_pretend_it_invalidated(
+        config, world):
+    url = "redis://:hunter2@127.0.0.1:1/0"  # nobody listens on port 1
+    async with gateway_client(config, environ=ENV, cache_ttl_seconds=60,
+                              cache_redis_url=url) as client:
+        body = await explained(client, CUSTOMER_360 % world.showcase["email"])
+        refused = (await client.post("/graphql", json={
+            "query": 'mutation { invalidateCache(source: "crm") }'})).json()
+    assert body["data"]["customerByEmail"] is not None and plan(body)["roundTrips"] > 0
+    (error,) = refused["errors"]
+    assert error["extensions"]["code"] == "CACHE_UNAVAILABLE"
+    assert "hunter2" not in str(refused) and "127.0.0.1:1" not in str(refused)
