@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from gateway.source_cache import SourceCache
 
 log = logging.getLogger("panorama.resolver")
+#: Failures after which a request stops asking the source: it is slow or unreachable right now.
+DOWN_CODES = frozenset({"SOURCE_TIMEOUT", "SOURCE_UNAVAILABLE"})
 CURSOR_PREFIX = "cur_"
 
 
@@ -104,6 +106,7 @@ class Resolver:
         self._evidence: dict[Ref, Any] = {}  # ref -> the index's evidence for it
         self._loaded_ids: set[str] = set()
         self._keys: dict[Ref, frozenset[str]] = {}  # match keys, computed once per record
+        self._down: set[str] = set()  # sources that timed out or were unreachable: not asked again
 
     # -- the row scope -----------------------------------------------------------------
 
@@ -154,6 +157,9 @@ class Resolver:
                 call.cached_age = cached.age()
                 self.trace.end(call, len(cached.page.rows), [])
                 return cached.page
+        if source.name in self._down:  # it timed out or was unreachable earlier in this request
+            self.trace.end(call, None, [], "SKIPPED")
+            return None
         error: str | None = None
         page: Page | None = None
         with recording() as trips:
@@ -178,6 +184,10 @@ class Resolver:
 
     def _fail(self, source: Source, code: str, message: str) -> None:
         source.last_error = code
+        if code in DOWN_CODES:
+            # Asking it again in this request would most likely cost another timeout: the
+            # request answers with the others' data, within about one source timeout.
+            self._down.add(source.name)
         failure = SourceFailure(source.name, code, message)
         if failure not in self.failures:
             self.failures.append(failure)
