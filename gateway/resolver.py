@@ -106,6 +106,9 @@ class Resolver:
         self._evidence: dict[Ref, Any] = {}  # ref -> the index's evidence for it
         self._loaded_ids: set[str] = set()
         self._keys: dict[Ref, frozenset[str]] = {}  # match keys, computed once per record
+        # Search the sources for records sharing keys; off (a setting) only when an index
+        # finds customers: sources are then read by primary key alone.
+        self.live_lookups = settings.identity_live_lookups or not self.linker.indexed
         self._down: set[str] = set()  # sources that timed out or were unreachable: not asked again
 
     # -- the row scope -----------------------------------------------------------------
@@ -283,7 +286,7 @@ class Resolver:
 
     async def _lookup(self, source: Source, keys: set[str]) -> None:
         mapping = source.config.customer
-        if mapping is None:
+        if mapping is None or not self.live_lookups:
             return
         exprs = key_lookup(mapping, source.connector, keys)
         await asyncio.gather(*(self._customers(source, expr, "lookup") for expr in exprs))

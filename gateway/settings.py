@@ -86,6 +86,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("identity_hops", 3,
             "How many rounds of linking (record -> shared e-mail/phone/card -> record) to follow.",
             _positive_int),
+    Setting("identity_live_lookups", True,
+            "With an identity index: also search every source live for records sharing a "
+            "customer's keys (records created since the last `panorama index`). False: the index "
+            "alone finds customers and sources are read by primary key (fast on large tables; "
+            "new records link at the next index run). Without an index, lookups are always live.",
+            _bool),
     Setting("graphiql", True, "Serve the GraphiQL IDE on GET /graphql.", _bool),
     Setting("ready_retry_seconds", 2, "Seconds between readiness probes of sources not yet seen.",
             _positive_int),
@@ -134,6 +140,7 @@ class Settings:
     default_page_size: int = 20
     default_country: str = "FR"
     identity_hops: int = 3
+    identity_live_lookups: bool = True
     graphiql: bool = True
     ready_retry_seconds: int = 2
     request_deadline_seconds: float = 10.0

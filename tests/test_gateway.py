@@ -294,3 +294,25 @@ async def test_once_indexed_paging_gives_the_full_truth_hostile_cases_apart(worl
     got = [records_of(n) for n in nodes]
     assert len(got) == len(set(got)), "a customer came back twice"
     assert set(got) == {frozenset(c["records"].items()) for c in world.truth["customers"]}
+
+
+async def test_without_live_lookups_the_index_alone_finds_customers_by_primary_key(world, config):
+    from gateway.config import load_config
+    from gateway.indexing_cli import run_index
+
+    assert await run_index(load_config(config, ENV), full=True) == 0
+    query = ('{ customerByEmail(email: "EMAIL") { id sourceRecords { source localId } '
+             'transactions(first: 3) { id } } }').replace("EMAIL", world.showcase["email"])
+    bodies = {}
+    for live in (True, False):
+        async with gateway_client(config, environ=ENV, identity_live_lookups=live) as client:
+            response = await client.post("/graphql", json={
+                "query": query, "extensions": {"explain": True}})
+            bodies[live] = response.json()
+    assert bodies[False]["data"] == bodies[True]["data"] and bodies[True]["data"]["customerByEmail"]
+    steps = {live: {c["step"] for c in body["extensions"]["explain"]["calls"]}
+             for live, body in bodies.items()}
+    assert "lookup" in steps[True]
+    assert steps[False] == {"members", "transactions"}  # primary keys and parent keys only
+    for call in bodies[False]["extensions"]["explain"]["calls"]:
+        assert "LOWER(" not in " ".join(call["statements"]), call
