@@ -39,7 +39,7 @@ import orjson
 from bench_world import BenchWorld, ensure_indexed, prepare_world
 from direct_client import DirectPath
 from fault_scenarios import down_source, hung_source
-from gateway_harness import TRAIL, CountingASGI, Gateway, running_gateway
+from gateway_harness import GATEWAY_SETTINGS, TRAIL, CountingASGI, Gateway, running_gateway
 from timing import Goal, ms, percentile, report, timed
 
 from gateway.crm_server import create_crm_app, serve_in_background
@@ -311,7 +311,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="where built worlds are cached (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2,000 customers, 30 requests per scenario")
+    parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
+                        help="a gateway setting for every gateway of the run, e.g. "
+                             "identity_live_lookups=false (repeatable)")
     args = parser.parse_args(argv)
+    for pair in args.set:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in Settings.__dataclass_fields__:
+            parser.error(f"--set {pair!r}: expected SETTING=VALUE with a gateway setting "
+                         f"(docs/settings.md)")
+        GATEWAY_SETTINGS[name] = value
+    if GATEWAY_SETTINGS:
+        print(f"gateway settings for this run: {GATEWAY_SETTINGS}", flush=True)
     if args.quick:
         args.customers, args.s1, args.s2, args.s3 = 2000, 30, 10, 30
     world = prepare_world(args.workdir, seed=args.seed, customers=args.customers)

@@ -29,6 +29,8 @@ from gateway.settings import Settings
 
 #: Every round trip counted since the caller last cleared it: "source: SQL" or "crm: POST /path".
 TRAIL: list[str] = []
+#: Settings every gateway of the run gets (``--set`` of direct_path.py); a scenario's own win.
+GATEWAY_SETTINGS: dict[str, Any] = {}
 #: Who asks: an admin acting for the purpose under which the demo policy shows everything.
 ADMIN = {"subject": "bench-admin", "roles": ("admin",), "purpose": "administration"}
 
@@ -105,7 +107,8 @@ async def running_gateway(config_path: Path, environ: Mapping[str, str], counter
     config = load_config(config_path, environ)
     assert config.auth is not None and config.auth.jwt is not None, "the config needs auth:"
     token = mint_token(config.auth.jwt, ttl_seconds=24 * 3600, **ADMIN)  # type: ignore[arg-type]
-    app = create_app(Settings.load(overrides={"config": str(config_path), **settings}), config)
+    app = create_app(Settings.load(overrides={"config": str(config_path), **GATEWAY_SETTINGS,
+                                              **settings}), config)
     count_statements(app, counter)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
