@@ -10,9 +10,10 @@ the statements is the connector's part, in :mod:`connectors.sql`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +196,25 @@ class Layout:
     columns: dict[str, tuple[str, str]]  # logical field -> (alias, column)
     join_columns: tuple[tuple[str, str], ...]  # (alias, column) the join conditions compare
     source: exp.Select  # FROM ... LEFT JOIN ..., without a select list
+    #: Each joined alias -> its LEFT JOIN and the other aliases its condition compares.
+    joins: dict[str, tuple[exp.Table, exp.Expr, frozenset[str]]] = dataclasses.field(
+        default_factory=dict)
+
+    def source_for(self, fields: Iterable[str]) -> exp.Select:
+        """FROM with only the joins that ``fields`` read (and the joins those depend on): a
+        LEFT JOIN nobody reads is left out."""
+        needed = {self.columns[f][0] for f in fields}
+        for alias in reversed(list(self.joins)):  # a join depends on earlier ones only
+            if alias in needed:
+                needed |= self.joins[alias][2]
+        if needed >= set(self.joins):
+            return self.source.copy()
+        base = next(iter(self.tables))
+        select = exp.select().from_(_table(self.tables[base], base))
+        for alias, (table, on, _) in self.joins.items():
+            if alias in needed:
+                select = select.join(table.copy(), on=on.copy(), join_type="left", copy=False)
+        return select
 
     def column(self, field: str) -> exp.Column:
         alias, column = self.columns[field]
@@ -225,11 +245,15 @@ def resolve_layout(source: str, entity: EntityMap, dialect: str) -> Layout:
                           f"(mapped: {', '.join(columns)})")
     select = exp.select().from_(_table(entity.table, base))
     join_columns: list[tuple[str, str]] = []
+    joins: dict[str, tuple[exp.Table, exp.Expr, frozenset[str]]] = {}
     for join in entity.joins:
+        before = len(join_columns)
         on = _join_condition(source, entity, join, tables, join_columns, dialect)
-        select = select.join(_table(join.table, join.alias), on=on, join_type="left",
-                             copy=False)
-    return Layout(tables, columns, tuple(join_columns), select)
+        table = _table(join.table, join.alias)
+        joins[join.alias] = (table, on, frozenset(a for a, _ in join_columns[before:]) - {
+            join.alias})
+        select = select.join(table.copy(), on=on.copy(), join_type="left", copy=False)
+    return Layout(tables, columns, tuple(join_columns), select, joins)
 
 
 def _table(name: str, alias: str) -> exp.Table:
@@ -289,7 +313,8 @@ def build_statement(sql: SQLConnector, layout: Layout, key: str, names: tuple[st
     def placeholders(count: int) -> list[exp.Expr]:
         return [exp.Placeholder(this=str(next(slots))) for _ in range(count)]
 
-    select = layout.source.copy().select(
+    read = {*names, *_shape_fields(shape), key, *(ranked or ())}
+    select = layout.source_for(read).select(
         *(exp.alias_(layout.column(n), n, quoted=True) for n in names), copy=False)
     conditions = [_predicate(sql, shape, layout, placeholders)] if shape is not None else []
     key_column = layout.column(key)
@@ -322,6 +347,15 @@ def _newest_per_parent(select: exp.Select, layout: Layout, names: tuple[str, ...
     return exp.select(*(exp.column(n, table="ranked", quoted=True) for n in names)).from_(
         inner.subquery("ranked", copy=False)).where(
         exp.column("_rank", table="ranked", quoted=True) <= count)
+
+
+def _shape_fields(shape: Any) -> set[str]:
+    """The logical fields a filter shape compares."""
+    if shape is None:
+        return set()
+    if shape[0] == "cond":
+        return {shape[1]}
+    return set().union(*(_shape_fields(part) for part in shape[1]))
 
 
 def _predicate(sql: SQLConnector, shape: Any, layout: Layout,

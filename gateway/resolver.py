@@ -38,6 +38,7 @@ from gateway.planner import NOTHING, CustomerFilter, key_lookup, matches, plan_f
 from gateway.policy.rows import RowScope, SourceFacts
 from gateway.records import CustomerRecord
 from gateway.request_trace import RequestTrace
+from gateway.selection import customer_columns
 from gateway.settings import Settings
 from gateway.sources import Source, SourceSet
 
@@ -109,6 +110,10 @@ class Resolver:
         # Search the sources for records sharing keys; off (a setting) only when an index
         # finds customers: sources are then read by primary key alone.
         self.live_lookups = settings.identity_live_lookups or not self.linker.indexed
+        # Optional customer columns to read (gateway.selection), set from the operation's
+        # selection before the first lookup; None: every mapped column.
+        self.groups: frozenset[str] | None = None
+        self._columns: dict[str, tuple[str, ...]] = {}  # per source, for self.groups
         self._down: set[str] = set()  # sources that timed out or were unreachable: not asked again
 
     # -- the row scope -----------------------------------------------------------------
@@ -200,7 +205,10 @@ class Resolver:
         mapping = source.config.customer
         if mapping is None:
             return []
-        query = Query("customer", tuple(mapping.entity.fields), where, after, limit)
+        columns = self._columns.get(source.name)
+        if columns is None:
+            columns = self._columns[source.name] = customer_columns(mapping, self.groups)
+        query = Query("customer", columns, where, after, limit)
         page = await self._fetch(source, query, step)
         if page is None:
             return []

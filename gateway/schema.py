@@ -30,6 +30,7 @@ from gateway.schema_cache import CacheMutation
 from gateway.schema_me import Me, MeMutation, me
 from gateway.schema_steward import Mutation as StewardMutation
 from gateway.schema_steward import StewardLogEntry, steward_log
+from gateway.selection import groups_for, selected_names
 from gateway.settings import Settings
 from gateway.sources import SourceSet
 from gateway.transforms import normalize_email, to_e164
@@ -63,6 +64,8 @@ class Context:
     loaders: dict[str, DataLoader] = field(default_factory=dict)
     # An admin asked for the plan (request body `"extensions": {"explain": true}`).
     explain: bool = False
+    # Whether the resolver was told which customer columns the operation needs.
+    columns_chosen: bool = False
 
     def loader(self, section: str, first: int) -> DataLoader:
         """One DataLoader per request, relation and page size: every customer's children in one
@@ -145,6 +148,15 @@ class CustomerConnection:
     page_info: gt.PageInfo
 
 
+def _resolver(info: Info) -> Resolver:
+    """The request's resolver, told once which optional customer columns the operation needs."""
+    resolver: Resolver = info.context.resolver
+    if not info.context.columns_chosen:
+        info.context.columns_chosen = True
+        resolver.groups = groups_for(selected_names(info))
+    return resolver
+
+
 def _customer(found: Cluster | None, info: Info) -> Customer | None:
     if info.context.audit is not None:
         info.context.audit.returned([found])
@@ -156,7 +168,7 @@ class Query:
     @strawberry.field(description="A customer by global id; an id of a record that has since "
                                   "been linked to another customer returns that customer.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        return _customer(await info.context.resolver.by_id(str(id)), info)
+        return _customer(await _resolver(info).by_id(str(id)), info)
 
     @strawberry.field(description="Customers in a stable order, page by page.")
     async def customers(self, info: Info, filter: gt.CustomerFilter | None = None,
@@ -169,7 +181,7 @@ class Query:
                                     city=given.city, shop=given.shop,
                                     country=context.settings.default_country,
                                     shops=context.sources.shops)
-            page = await context.resolver.page(flt, size, after)
+            page = await _resolver(info).page(flt, size, after)
         except (FilterError, ValueError) as exc:
             raise user_error(str(exc)) from None
         if context.audit is not None:
@@ -186,7 +198,7 @@ class Query:
         address = normalize_email(email)
         if not address or "@" not in address:
             raise user_error("email: not an e-mail address; give one like name@example.com")
-        return _customer(await info.context.resolver.by_key(f"email:{address}"), info)
+        return _customer(await _resolver(info).by_key(f"email:{address}"), info)
 
     @strawberry.field(description="The customer with this phone number (national numbers use the "
                                   "default_country setting).")
@@ -195,7 +207,7 @@ class Query:
         if number is None:
             raise user_error(f"phone: {phone!r} is not a valid phone number; give it in "
                              f"international form such as +33612345678")
-        return _customer(await info.context.resolver.by_key(f"phone:{number}"), info)
+        return _customer(await _resolver(info).by_key(f"phone:{number}"), info)
 
     @strawberry.field(description="The customer holding this loyalty card (spaces and dashes "
                                   "ignored).")
@@ -203,7 +215,7 @@ class Query:
         key = card_key(number)
         if key is None:
             raise user_error("number: empty card number; give the number printed on the card")
-        return _customer(await info.context.resolver.by_key(key), info)
+        return _customer(await _resolver(info).by_key(key), info)
 
     @strawberry.field(description="You: everything held about you, your consents, your correction "
                                   "requests and who read your data (a customer's own credential).")

@@ -274,3 +274,33 @@ async def test_an_unreachable_shared_cache_reads_live_and_refuses_to_pretend_it_
     (error,) = refused["errors"]
     assert error["extensions"]["code"] == "CACHE_UNAVAILABLE"
     assert "hunter2" not in str(refused) and "127.0.0.1:1" not in str(refused)
+
+
+async def test_sources_are_asked_only_for_the_columns_the_selection_needs(config):
+    slim = '{ customers(first: 5, filter: {shop: "paris"}) { edges { node { id name { full } } } } }'
+    full = ('{ customers(first: 5, filter: {shop: "paris"}) { edges { node { id name { full } '
+            'addresses { city } birthDate { value } loyaltyCards { number points } } } } }')
+    async with gateway_client(config, environ=ENV) as client:
+        thin, wide = await explained(client, slim), await explained(client, full)
+
+    def page_sql(body: dict) -> str:
+        return next(c for c in plan(body)["calls"] if c["step"] == "page")["statements"][-1]
+
+    # Names are read; the addresses (and the two joined address tables), birth date and card
+    # points are not, since nothing shows them. The key columns identity needs always are.
+    assert '"prenom"' in page_sql(thin) and '"courriel"' in page_sql(thin)
+    assert "adresses" not in page_sql(thin) and "date_naissance" not in page_sql(thin)
+    assert '"points"' not in page_sql(thin) and '"carte_fidelite"' in page_sql(thin)
+    assert "LEFT JOIN" in page_sql(wide) and "date_naissance" in page_sql(wide)
+    names = [e["node"]["name"] for e in thin["data"]["customers"]["edges"]]
+    assert names == [e["node"]["name"] for e in wide["data"]["customers"]["edges"]]
+    assert any(e["node"]["addresses"] for e in wide["data"]["customers"]["edges"])
+
+
+async def test_a_filter_on_city_reads_the_address_columns_it_rechecks(config):
+    query = '{ customers(first: 3, filter: {city: "Paris"}) { edges { node { id } } } }'
+    async with gateway_client(config, environ=ENV) as client:
+        body = await explained(client, query)
+    assert body["data"]["customers"]["edges"]
+    pages = [c for c in plan(body)["calls"] if c["step"] == "page"]
+    assert all("ville" in c["statements"][-1] for c in pages if c["source"] == "paris")

@@ -55,7 +55,9 @@ class StubResolver:
     async def by_key(self, key):
         return await self.by_id(key)
 
-    async def children(self, clusters, section):
+    groups = None  # every customer column (gateway.selection)
+
+    async def children(self, clusters, section, newest=None):
         return [[PURCHASE] if section == "transactions" else [] for _ in clusters]
 
 
