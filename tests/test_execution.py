@@ -196,7 +196,11 @@ async def test_an_admin_invalidates_one_sources_cache(config, world, crm):
         refused = (await client.post("/graphql", json={
             "query": "mutation { invalidateCache }"}, headers={
             "authorization": f"Bearer {support_token(config)}"})).json()
+        logged = (await client.post("/graphql", json={
+            "query": '{ auditLog(kind: "admin", first: 5) { entries { kind details } } }'})).json()
     assert dropped["data"] == {"invalidateCache": ["crm"]}
+    (entry,) = logged["data"]["auditLog"]["entries"]
+    assert entry["details"]["action"] == "invalidate_cache" and entry["details"]["sources"] == ["crm"]
     assert len(app.state.requests) > seen, "the CRM was not read again"
     freshness = after["extensions"]["freshness"]
     assert freshness["crm"] == {"cached": False, "ageSeconds": 0.0}
