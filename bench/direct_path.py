@@ -262,7 +262,7 @@ async def scenarios(run: Run, args: argparse.Namespace) -> None:
                   f"{ms(percentile(floor, 50))} (included in every gateway time)", flush=True)
             await s1_s3(run, gw, direct, targets, args.s1, args.s3)
             healthy = percentile([(await timed(lambda i=i: gw.query(
-                S1_QUERY, email=targets[i].email, tx=20, ix=10)))[0] for i in range(30)], 50)
+                S1_QUERY, email=targets[i % len(targets)].email, tx=20, ix=10)))[0] for i in range(30)], 50)
             await s2(run, gw, direct, args.s2, 100)
             if args.profile:
                 await profile(gw, targets, args.profile)
