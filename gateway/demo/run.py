@@ -189,7 +189,11 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
         tokens = print_tokens(world.config_path, minted)
         print(f"From a shell:  curl -s {url} -H 'content-type: application/json' "
               f"-H 'authorization: Bearer {tokens['admin']}' "
-              f"-d '{{\"query\": \"{{ sources {{ name shop ready }} }}\"}}'\n", flush=True)
+              f"-d '{{\"query\": \"{{ sources {{ name shop ready }} }}\"}}'", flush=True)
+        print("The plan of a query, for an admin (sources, SQL, round trips, timings): add "
+              "\"extensions\": {\"explain\": true} to the body; every answer says in "
+              "extensions.freshness how fresh each source's data is (docs/performance.md).\n",
+              flush=True)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         crm.stop()
