@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 
 def _bool(text: Any) -> bool:
@@ -51,6 +52,27 @@ def _seconds_or_zero(text: Any) -> float:
     return value
 
 
+def redis_url(text: Any) -> str:
+    """A Redis URL, checked; the message never echoes it (it may hold a password)."""
+    url = str(text).strip()
+    if not url:
+        return ""  # no shared cache
+    expected = "expected redis://host:port/db (or rediss://host:port/db, unix:///path?db=N)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise ValueError(f"{expected}; the port is not a number") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"{expected}; the scheme is none of these")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(f"{expected}; the host is missing")
+    db = parts.path.lstrip("/")
+    if parts.scheme != "unix" and db and not db.isdigit():
+        raise ValueError(f"{expected}; the database must be a number")
+    return url
+
+
 def _country(text: Any) -> str:
     value = str(text).strip().upper()
     if len(value) != 2 or not value.isalpha():
@@ -71,6 +93,7 @@ class Setting:
     default: Any
     help: str
     parse: Callable[[Any], Any] = str
+    secret: bool = False  # its value never appears in an error
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -117,11 +140,12 @@ SETTINGS: tuple[Setting, ...] = (
             "first).", _positive_int),
     Setting("cache_redis_url", "",
             "redis://host:port/db of a cache shared by every replica; empty: each replica "
-            "caches on its own. May hold a password: set it in the environment."),
+            "caches on its own. May hold a password: set it in the environment.", redis_url,
+            secret=True),
     Setting("log_level", "info", "Log level: debug, info, warning or error.", _log_level),
     Setting("admin_token", "", "A static bearer credential that authenticates as an admin "
                                "service principal (steward actions included); empty: none. A "
-                               "secret: set it in the environment."),
+                               "secret: set it in the environment.", secret=True),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -183,8 +207,9 @@ class Settings:
                         values[setting.name] = setting.parse(layer[key])
                     except (TypeError, ValueError) as exc:
                         where = key if prefix else setting.name
+                        shown = "its value" if setting.secret else repr(layer[key])
                         raise SettingsError(
-                            f"setting {where} from {origin}: {layer[key]!r} is not valid ({exc})"
+                            f"setting {where} from {origin}: {shown} is not valid ({exc})"
                         ) from None
         settings = cls(**values)
         if settings.default_page_size > settings.max_page_size:

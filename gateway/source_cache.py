@@ -52,7 +52,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import orjson
 import redis.asyncio as aioredis
@@ -63,6 +63,7 @@ from redis.exceptions import RedisError
 
 from connectors.query import Page, Query
 from gateway.cache_codec import Uncacheable, decode_page, encode_page, query_key
+from gateway.settings import redis_url
 
 log = logging.getLogger("panorama.cache")
 
@@ -129,20 +130,10 @@ class _Entry:
 
 
 def _check_redis_url(url: str) -> None:
-    # Messages never echo the URL or a part of it: it may hold a password.
-    expected = "expected redis://host:port/db (or rediss://host:port/db, unix:///path?db=N)"
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
-    except ValueError:
-        raise CacheConfigError(f"cache_redis_url: {expected}; the port is not a number") from None
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise CacheConfigError(f"cache_redis_url: {expected}; the scheme is none of these")
-    if parts.scheme != "unix" and not parts.hostname:
-        raise CacheConfigError(f"cache_redis_url: {expected}; the host is missing")
-    db = parts.path.lstrip("/")
-    if parts.scheme != "unix" and db and not db.isdigit():
-        raise CacheConfigError(f"cache_redis_url: {expected}; the database must be a number")
+        redis_url(url)
+    except ValueError as exc:  # the message never echoes the URL: it may hold a password
+        raise CacheConfigError(f"cache_redis_url: {exc}") from None
 
 
 class SourceCache:

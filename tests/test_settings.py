@@ -38,3 +38,13 @@ def test_bad_values_name_the_setting(layer, value, needle):
 
 def test_unrelated_environment_variables_are_ignored():
     assert Settings.load(environ={"PATH": "/bin", "PANORAMA_DEMO_CRM_TOKEN": "x"}) == Settings()
+
+
+def test_a_bad_shared_cache_url_names_the_setting_and_never_echoes_it():
+    with pytest.raises(SettingsError) as err:
+        Settings.load(environ={"PANORAMA_CACHE_REDIS_URL": "http://user:s3cret@cache:6379/0"})
+    message = str(err.value)
+    assert "PANORAMA_CACHE_REDIS_URL" in message and "redis://host:port/db" in message
+    assert "s3cret" not in message and "cache:6379" not in message
+    assert Settings.load(environ={"PANORAMA_CACHE_REDIS_URL": "redis://127.0.0.1:6379/2"}
+                         ).cache_redis_url == "redis://127.0.0.1:6379/2"
