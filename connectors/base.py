@@ -56,6 +56,11 @@ class Connector:
         """Return the rows of ``query.entity`` that satisfy the query."""
         raise NotImplementedError
 
+    async def can_aggregate(self, query: Query) -> bool:
+        """Whether ``fetch`` can answer ``query.aggregate`` exactly (``connectors.query.Aggregate``);
+        default: no, the caller reads the rows and summarizes them itself."""
+        return False
+
     async def ping(self) -> None:
         """Raise a ConnectorError unless the source answers; default: fetch one row."""
         entity = next(iter(self.entities.values()), None)

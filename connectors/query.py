@@ -106,13 +106,41 @@ class Latest:
 
 
 @dataclass(frozen=True, slots=True)
+class Aggregate:
+    """Summarize the matching rows per group instead of returning them (``Query.aggregate``).
+
+    Rows are grouped by the raw values of the ``by`` fields. Each group comes back as one row
+    holding those values and ``count`` (its rows), ``sum:<f>`` for each field of ``sums``, and
+    ``min:<f>`` / ``max:<f>`` for each field of ``extremes``. A connector answers an aggregate
+    only after ``can_aggregate`` said it can answer it exactly (sums of exact numbers,
+    time-ordered extremes); otherwise the caller reads the rows and summarizes them itself.
+    """
+
+    by: tuple[str, ...]
+    sums: tuple[str, ...] = ()
+    extremes: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The fields of each result row, in order."""
+        return (*self.by, "count", *(f"sum:{f}" for f in self.sums),
+                *(f"{k}:{f}" for f in self.extremes for k in ("min", "max")))
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every logical field the aggregate reads."""
+        return tuple(dict.fromkeys((*self.by, *self.sums, *self.extremes)))
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     """Read rows of one entity map.
 
     ``fields`` are the logical fields to return (the key, and the parent for child entities,
     are always returned too). With ``limit`` or ``after`` rows come ordered by key,
     ascending, and ``after`` keeps only rows whose key is greater than it (keyset paging).
-    ``latest`` (child entities only) says how many rows per parent are needed.
+    ``latest`` (child entities only) says how many rows per parent are needed. ``aggregate``
+    asks for per-group summaries instead of rows (see :class:`Aggregate`).
     """
 
     entity: str
@@ -121,6 +149,7 @@ class Query:
     after: Any = None
     limit: int | None = None
     latest: Latest | None = None
+    aggregate: Aggregate | None = None
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ from connectors.errors import (
     Unsupported,
     UpstreamError,
 )
-from connectors.query import AllOf, Cond, EntityMap, Expr, Page, Query, fields_of
+from connectors.query import Aggregate, AllOf, AnyOf, Cond, EntityMap, Expr, Page, Query, fields_of
 from connectors.sql_drivers import (
     NO_MATCH,
     Coercer,
@@ -44,6 +44,7 @@ from connectors.sql_statements import (
     Operator,
     Rendered,
     StatementCache,
+    build_aggregate,
     build_statement,
     filter_shape,
     resolve_layout,
@@ -103,6 +104,7 @@ class SQLConnector(Connector):
         self._layouts: dict[str, Layout] = {}
         self._coercers: dict[str, dict[str, Coercer]] = {}
         self._sortable: dict[str, frozenset[str]] = {}  # fields whose type sorts in time order
+        self._types: dict[str, dict[str, str]] = {}  # entity -> field -> declared type
 
     @property
     def dialect(self) -> str:
@@ -117,6 +119,25 @@ class SQLConnector(Connector):
 
     async def fetch(self, query: Query) -> Page:
         return await self._guarded(self._fetch(query))
+
+    async def can_aggregate(self, query: Query) -> bool:
+        """Whether the source can summarize ``query.aggregate`` exactly: sums only over exact
+        number columns (an INTEGER or NUMERIC, never a float), extremes over columns that sort
+        in time order, and every range comparison on an exact number or a real date or time
+        column (where a date parameter means the same instant as in the gateway)."""
+        summary = query.aggregate
+        if summary is None:
+            return False
+        entity = self.entity(query.entity)
+        self._names(entity, replace(query, fields=summary.fields))
+        await self._guarded(self._load_coercers(entity))
+        types = self._types[entity.name]
+        ordered = {c.field for c in _conds(query.where) if self.filters[c.op].ordered} \
+            if query.where is not None else set()
+        return (all(self.driver.exact(types[f]) for f in summary.sums)
+                and all(f in self._sortable[entity.name] for f in summary.extremes)
+                and all(self.driver.temporal(types[f]) or self.driver.exact(types[f])
+                        for f in ordered))
 
     async def ping(self) -> None:
         sql, _ = to_sql(exp.select(exp.Literal.number(1)), self.dialect, "?")
@@ -143,6 +164,9 @@ class SQLConnector(Connector):
         entity = self.entity(query.entity)
         self._names(entity, query)  # refuse unknown fields before any I/O
         await self._load_coercers(entity)
+        if query.aggregate is not None and not await self.can_aggregate(query):
+            raise Unsupported(self.name, f"entity '{entity.name}' cannot be summarized exactly "
+                                         f"here; read its rows (ask can_aggregate first)")
         statement = self.render(query)
         if statement is None:
             return Page([])
@@ -160,6 +184,8 @@ class SQLConnector(Connector):
             return None
         values: list[Any] = []
         shape = filter_shape(where, self.filters, values) if where is not None else None
+        if query.aggregate is not None:
+            return self._render_aggregate(entity, layout, query.aggregate, shape, values)
         if query.after is not None:
             values.append(self._typed_after(entity, query.after))
         if query.limit is not None:
@@ -170,6 +196,14 @@ class SQLConnector(Connector):
         key = (entity.name, names, shape, query.after is not None, query.limit is not None,
                latest)
         rendered = self.statements.get_or_build(key, lambda: self._build(entity, layout, *key[1:]))
+        return rendered, [values[i] for i in rendered.slots]
+
+    def _render_aggregate(self, entity: EntityMap, layout: Layout, summary: Aggregate,
+                          shape: Hashable | None, values: list[Any]) -> tuple[Rendered, list[Any]]:
+        plan = (summary.by, summary.sums, summary.extremes)
+        key = (entity.name, summary.names, shape, False, False, ("aggregate", plan))
+        rendered = self.statements.get_or_build(
+            key, lambda: build_aggregate(self, layout, *plan, shape))  # type: ignore[arg-type]
         return rendered, [values[i] for i in rendered.slots]
 
     def _latest(self, entity: EntityMap, query: Query) -> str | None:
@@ -281,6 +315,7 @@ class SQLConnector(Connector):
         problems, types = await self._inspect(entity)
         if problems:
             raise SourceConfigError(self.name, "; ".join(problems))
+        self._types[entity.name] = types
         self._coercers[entity.name] = {f: self.driver.coercer(t) for f, t in types.items()}
         self._sortable[entity.name] = frozenset(
             f for f, t in types.items() if self.driver.chronological(t))
@@ -328,6 +363,14 @@ class SQLConnector(Connector):
             hint = ERROR_HINTS[error].format(timeout=self.timeout)
             cause = type(exc).__name__ + (f" {code}" if code is not None else "")
             raise error(self.name, f"{hint} ({cause})") from exc
+
+
+def _conds(expr: Expr) -> list[Cond]:
+    """Every condition of a filter tree."""
+    if isinstance(expr, Cond):
+        return [expr]
+    assert isinstance(expr, AllOf | AnyOf)
+    return [c for part in expr.parts for c in _conds(part)]
 
 
 def _no_none(coerce: Coercer) -> Coercer:

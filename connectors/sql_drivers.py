@@ -213,6 +213,22 @@ class Driver:
         declared = declared_type.lower()
         return any(part in declared for part in self.chronological_types)
 
+    #: Parts of declared types whose values are exact numbers: SUM over them stays exact.
+    exact_types: ClassVar[tuple[str, ...]] = ("int", "numeric", "decimal")
+    #: Parts of declared types that hold dates or times the engine compares as such, so that a
+    #: date parameter means the same instant in the source as in the gateway.
+    temporal_types: ClassVar[tuple[str, ...]] = ("date", "time")
+
+    def exact(self, declared_type: str) -> bool:
+        """Whether sums over a column of ``declared_type`` are exact (no float on the way)."""
+        declared = declared_type.lower()
+        return "point" not in declared and any(p in declared for p in self.exact_types)
+
+    def temporal(self, declared_type: str) -> bool:
+        """Whether a column of ``declared_type`` can be compared with a date parameter."""
+        declared = declared_type.lower()
+        return any(part in declared for part in self.temporal_types)
+
     def coercer(self, declared_type: str) -> Coercer:
         """How values compared with a column of ``declared_type`` are passed."""
         declared = declared_type.lower()
@@ -438,6 +454,11 @@ class SQLiteDriver(Driver):
         ("date", to_iso_text), ("time", to_iso_text),
         ("dec", to_float), ("num", to_float),  # sqlite3 cannot bind a Decimal
     )
+    # A NUMERIC or DECIMAL column stores 0.1 as a float; only INTEGER affinity sums exactly.
+    exact_types = ("int",)
+    # Dates are text, numbers or anything else in SQLite: a date parameter may not compare
+    # with them in time order.
+    temporal_types = ()
     errors = {**COMMON_ERRORS, sqlite3.Error: UpstreamError, sqlite3.Warning: UpstreamError}
     error_codes = {
         "no such table": SourceConfigError,

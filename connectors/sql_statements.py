@@ -155,7 +155,8 @@ class Rendered:
 
 #: What a statement depends on: entity, result names, filter shape, whether after and limit,
 #: the field each parent's rows are ranked by (Query.latest).
-StatementKey = tuple[str, tuple[str, ...], Hashable | None, bool, bool, str | None]
+#: An aggregate's key holds ("aggregate", its plan) in the last place.
+StatementKey = tuple[str, tuple[str, ...], Hashable | None, bool, bool, Hashable | None]
 
 
 class StatementCache:
@@ -333,6 +334,36 @@ def build_statement(sql: SQLConnector, layout: Layout, key: str, names: tuple[st
     if ranked is not None:
         select = _newest_per_parent(select, layout, names, *ranked, placeholders(1)[0])
     text, order = to_sql(select, sql.dialect, sql.driver_class.placeholder)
+    return Rendered(text, order, names)
+
+
+def build_aggregate(sql: SQLConnector, layout: Layout, by: tuple[str, ...],
+                    sums: tuple[str, ...], extremes: tuple[str, ...],
+                    shape: Hashable | None) -> Rendered:
+    """``SELECT by..., COUNT(*), SUM(..), MIN(..), MAX(..) ... GROUP BY by...`` of one
+    aggregate shape (see ``connectors.query.Aggregate``)."""
+    slots = itertools.count()
+
+    def placeholders(count: int) -> list[exp.Expr]:
+        return [exp.Placeholder(this=str(next(slots))) for _ in range(count)]
+
+    read = {*by, *sums, *extremes, *_shape_fields(shape)}
+    condition = _predicate(sql, shape, layout, placeholders) if shape is not None else None
+    groups: list[exp.Expr] = [exp.alias_(layout.column(f), f, quoted=True) for f in by]
+    measures: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "count", quoted=True)]
+    measures += [exp.alias_(exp.Sum(this=layout.column(f)), f"sum:{f}", quoted=True)
+                 for f in sums]
+    measures += [exp.alias_(kind(this=layout.column(f)), f"{name}:{f}", quoted=True)
+                 for f in extremes for name, kind in (("min", exp.Min), ("max", exp.Max))]
+    select = layout.source_for(read).select(*groups, *measures, copy=False)
+    if condition is not None:
+        select = select.where(condition, copy=False)
+    if groups:  # by position: short, and the same in the three engines
+        select = select.group_by(*(exp.Literal.number(i + 1) for i in range(len(groups))),
+                                 copy=False)
+    text, order = to_sql(select, sql.dialect, sql.driver_class.placeholder)
+    names = (*by, "count", *(f"sum:{f}" for f in sums),
+             *(f"{k}:{f}" for f in extremes for k in ("min", "max")))
     return Rendered(text, order, names)
 
 

@@ -4,7 +4,7 @@ Values go to Redis as orjson with a small tagged encoding: JSON scalars stay as 
 other type becomes ``[tag, payload]`` and comes back as the same type (Decimal stays Decimal,
 an aware datetime keeps its zone, bytes and UUIDs survive). Never pickle: whoever can write to
 Redis must not be able to run code in the gateway. A query's key is the same encoding of its
-entity, fields, filter tree, paging and ``latest``.
+entity, fields, filter tree, paging, ``latest`` and ``aggregate``.
 """
 
 from __future__ import annotations
@@ -125,15 +125,18 @@ def query_key(query: Query) -> bytes | None:
     """The canonical form of a query (exact types, lists = tuples), or None when it has none."""
     try:
         latest = None if query.latest is None else [query.latest.field, query.latest.count]
+        summary = query.aggregate
+        aggregate = None if summary is None else [
+            list(summary.by), list(summary.sums), list(summary.extremes)]
         return orjson.dumps([query.entity, list(query.fields), _expr(query.where),
-                             _key_value(query.after), query.limit, latest])
+                             _key_value(query.after), query.limit, latest, aggregate])
     except (Uncacheable, orjson.JSONEncodeError, TypeError):
         return None
 
 
 # A field added to Query must join the key above, or two different queries would share an entry.
 assert [f.name for f in dataclasses.fields(Query)] == [
-    "entity", "fields", "where", "after", "limit", "latest"], "query_key misses a Query field"
+    "entity", "fields", "where", "after", "limit", "latest", "aggregate"], "query_key misses a Query field"
 
 
 def encode_page(page: Page, stored_at: float) -> bytes:

@@ -23,6 +23,7 @@ from gateway.auth.config import AuthConfig, parse_auth
 from gateway.consent import ConsentConfig, parse_consent_section
 from gateway.consent_gate import fetching_consent_fields
 from gateway.crosswalk import DEFAULT_URL, CrosswalkConfigError, KeyHasher, open_crosswalk
+from gateway.finance.config import FinanceConfig, parse_finance_section
 from gateway.mapping import ChildMapping, CustomerMapping
 from gateway.mapping_loader import (
     INTERACTION_FIELDS,
@@ -100,6 +101,7 @@ class Config:
     policy: Any = None
     audit: AuditConfig = field(default_factory=AuditConfig)  # the audit log (docs/audit.md)
     consent: ConsentConfig = field(default_factory=ConsentConfig)  # consent and corrections
+    finance: FinanceConfig = field(default_factory=FinanceConfig)  # accounts (docs/finance.md)
 
     @property
     def shops(self) -> dict[str, str]:
@@ -159,7 +161,7 @@ class _Loader(MappingLoader):
     def document(self, document: Any, path: str) -> Config:
         top = self.mapping(document, "(top level)",
                            ("gateway", "sources", "identity", "survivorship", "auth", "policy",
-                            "audit", "consent"))
+                            "audit", "consent", "finance"))
         sources_doc = self.mapping(top.get("sources"), "sources")
         if not sources_doc and not self.problems:
             self.problem("sources", "no sources configured; add at least one source")
@@ -175,8 +177,11 @@ class _Loader(MappingLoader):
         audit, consent = self.privacy(top.get("audit"), top.get("consent"), list(sources_doc))
         sources = {name: fetching_consent_fields(source, consent)
                    for name, source in sources.items()}
+        finance, problems = parse_finance_section(top.get("finance"))
+        for location, message in problems:
+            self.problem(location, message)
         return Config(path, sources, self.mapping(top.get("gateway"), "gateway"), identity,
-                      survivorship, auth, policy, audit, consent)
+                      survivorship, auth, policy, audit, consent, finance)
 
     def privacy(self, audit_doc: Any, consent_doc: Any, sources: list[Any]
                 ) -> tuple[AuditConfig, ConsentConfig]:

@@ -190,6 +190,13 @@ class Resolver:
             await self.cache.put(source.name, ttl, query, page)
         return page
 
+    async def read(self, source: Source, query: Query, step: str) -> Page | None:
+        """One traced, cached, fault-tolerant read for a caller outside the resolver (the
+        finance ledger); None when the source failed (``failures`` says why)."""
+        if source.name not in self.readable:
+            return None
+        return await self._fetch(source, query, step)
+
     def _fail(self, source: Source, code: str, message: str) -> None:
         source.last_error = code
         if code in DOWN_CODES:

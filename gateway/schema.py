@@ -8,6 +8,7 @@ the fix. ``schema.graphql`` at the top level is this schema printed (a test keep
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import strawberry
@@ -19,6 +20,8 @@ from strawberry.types import Info
 from gateway import graphql_types as gt
 from gateway import merge
 from gateway.audit_trail import AuditExtension
+from gateway.finance.schema import account_of
+from gateway.finance.types import Account
 from gateway.identity import Cluster
 from gateway.planner import CustomerFilter as FilterValue
 from gateway.planner import FilterError, card_key
@@ -69,7 +72,8 @@ class Context:
 
     def loader(self, section: str, first: int) -> DataLoader:
         """One DataLoader per request, relation and page size: every customer's children in one
-        round, each source asked for the newest ``first`` rows per record where it can."""
+        round, each source asked for the newest ``first`` rows per record where it can (0: every
+        row, for lists paged in the gateway)."""
         name = f"{section}:{first}"
         if name not in self.loaders:
             async def load(clusters: list[Cluster]) -> list[list[Any]]:
@@ -126,6 +130,14 @@ class Customer:
         shops = context.sources.shops
         ordered = sorted(records, key=lambda r: (r.date is not None, r.date), reverse=True)
         return [merge.transaction(r, shops) for r in ordered[:size]]
+
+    @strawberry.field(description="Every financial exchange across shops, totalled in one "
+                                  "currency as of one day, with risk and profitability. "
+                                  "`asOf`: default today (UTC); `currency`: an ISO 4217 code, "
+                                  "default the config's finance.currency.")
+    async def account(self, info: Info, as_of: date | None = None,
+                      currency: str | None = None) -> Account | None:
+        return await account_of(info.context, self.cluster, as_of, currency)
 
     @strawberry.field(description="Notes, calls, e-mails and meetings, newest first.")
     async def interactions(self, info: Info, first: int | None = None) -> list[gt.Interaction]:

@@ -11,6 +11,7 @@ from connectors.base import Connector
 from connectors.errors import ConnectorError
 from gateway.config import Config, SourceConfig
 from gateway.faults import CircuitBreaker
+from gateway.finance.config import FinanceConfig
 from gateway.settings import Settings
 from gateway.survivorship import Survivorship
 
@@ -40,11 +41,14 @@ class Source:
 class SourceSet:
     """Every source of a config, in config order (which is the identity order)."""
 
-    def __init__(self, sources: list[Source], survivorship: Survivorship | None = None) -> None:
+    def __init__(self, sources: list[Source], survivorship: Survivorship | None = None,
+                 finance: FinanceConfig | None = None) -> None:
         self._sources = {s.name: s for s in sources}
         self.rank = {s.name: s.rank for s in sources}
         #: The parsed `survivorship:` rules that merge applies to every customer.
         self.survivorship = survivorship or Survivorship()
+        #: The `finance:` section: currency, rates, risk and profit rules of accounts.
+        self.finance = finance or FinanceConfig()
 
     @classmethod
     def from_config(cls, config: Config, settings: Settings | None = None) -> SourceSet:
@@ -59,7 +63,7 @@ class SourceSet:
                                      settings.breaker_cooldown_seconds)
             ttl = settings.cache_ttl_seconds if sc.cache_ttl is None else sc.cache_ttl
             sources.append(Source(sc, connector, rank, breaker, ttl))
-        return cls(sources, config.survivorship)
+        return cls(sources, config.survivorship, config.finance)
 
     def __iter__(self) -> Iterator[Source]:
         return iter(self._sources.values())

@@ -33,6 +33,10 @@ LINEAGE: Mapping[str, tuple[str, ...]] = {
     "CustomerFilter.shop": ("SourceRecord.source",),
     "Customer.transactions(first:)": (),
     "Customer.interactions(first:)": (),
+    # an account's day and currency, a page of its transactions: nothing of their own
+    "Customer.account(asOf:)": (),
+    "Customer.account(currency:)": (),
+    **{f"Account.transactions({a}:)": () for a in ("first", "after", "from", "to", "kinds")},
     "Query.stewardLog(first:)": (),
     # the audit log names ids, field paths and codes, never personal values
     **{f"Query.auditLog({a}:)": () for a in ("customer", "subject", "kind", "purpose", "before",
