@@ -132,9 +132,10 @@ def build_account(finance: FinanceConfig, labels: Mapping[str, str], ledger: Led
                                           - s.sums["credited"]),
                     transaction_count=s.count, failed_payments=s.failed)
         for name, s in sorted(shops.items())]
+    money = {m: convert.money(total[m]) for m in MEASURES}
     return Account(
-        currency=currency, as_of=as_of,
-        **{m: convert.money(total[m]) for m in MEASURES},
+        currency=currency, as_of=as_of, invoiced=money["invoiced"], paid=money["paid"],
+        refunded=money["refunded"], credited=money["credited"], overdue=money["overdue"],
         balance=convert.money(balance), open_credit=convert.money(max(Decimal(0), -balance)),
         oldest_overdue_date=oldest, days_past_due=max(0, days_past_due),
         overdue_invoices=overdue_count, transaction_count=count, failed_payments=failed,
@@ -145,8 +146,8 @@ def _currency(code: str, source: str) -> str:
     try:
         return currency_code(code, f"source '{source}'")
     except MoneyError as exc:
-        raise SourceDataError(f"{exc}; fix the source's data, or map its currency column or set "
-                         f"defaults.currency in the config (docs/finance.md)") from None
+        raise SourceDataError(f"{exc}; fix the source's data, or map its currency column or "
+                              f"set defaults.currency in the config (docs/finance.md)") from None
 
 
 # --- risk ------------------------------------------------------------------------------------

@@ -113,8 +113,8 @@ def _mapping(doc: Any, where: str, allowed: tuple[str, ...] | None, problem: Pro
     if not isinstance(doc, dict):
         problem(where, f"expected a mapping (key: value), got {type(doc).__name__}")
         return {}
-    for key in doc if allowed is not None else ():
-        if key not in allowed:
+    for key in doc:
+        if allowed is not None and key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
             problem(f"{where}.{key}", f"unknown key; {hint}allowed here: {', '.join(allowed)}")
