@@ -65,7 +65,7 @@ class Converter:
 
     def configured(self, amount: Decimal) -> Decimal:
         """An amount of the config (thresholds, costs) in the account's currency."""
-        return self(amount, self.finance.currency)
+        return self(amount, self.finance.currency) if amount else amount
 
     def rates(self) -> list[ExchangeRate]:
         return [ExchangeRate(source=r.source, target=r.target, rate=r.rate, effective=r.since)
