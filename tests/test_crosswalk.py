@@ -119,7 +119,19 @@ class CrosswalkContract:
             "records": 3, "customers": 2, "redirects": 0, "steward_actions": 0}
         assert stats["key_hashes"] == 4
 
+    async def test_global_ids_come_in_keyset_pages(self, store):
+        await store.apply_index(base_run())
+        ids = sorted({encode_id("paris", "1"), encode_id("paris", "2")})
+        assert await store.global_ids(None, 10) == ids  # one per customer, however many records
+        assert await store.global_ids(None, 1) == ids[:1]
+        assert await store.global_ids(ids[0], 1) == ids[1:]
+        assert await store.global_ids(ids[1], 5) == []
+        assert await store.global_ids("", 0) == []
+        with pytest.raises(ValueError, match="limit"):
+            await store.global_ids(None, -1)
+
     async def test_lookups_on_an_empty_store_and_empty_inputs(self, store):
+        assert await store.global_ids(None, 10) == []
         assert await store.members_of_refs([]) == {}
         assert await store.members([]) == {}
         assert await store.refs_for_hashes([]) == {}

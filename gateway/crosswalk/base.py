@@ -139,6 +139,12 @@ class Crosswalk(ABC):
         """Current members of each id that has any, ordered by ref (redirects not followed)."""
 
     @abstractmethod
+    async def global_ids(self, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` current global ids after ``after`` (None: from the first), in code
+        point order: a keyset page, so that a walk over every customer (an export) costs one
+        indexed range read per page whatever its position."""
+
+    @abstractmethod
     async def resolve_id(self, global_id: str) -> tuple[str, bool] | None:
         """``(current id, redirected?)`` following redirect chains; None if no customer has it."""
 

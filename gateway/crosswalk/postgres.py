@@ -146,6 +146,12 @@ class PostgresCrosswalk(PostgresBacked, Crosswalk):
                 found.setdefault(row[2], []).append(_member(row))
         return found
 
+    async def global_ids(self, after: str | None, limit: int) -> list[str]:
+        rows.check_limit(limit)
+        found = await self.db.fetch("SELECT DISTINCT global_id FROM members WHERE global_id > $1"
+                                    " ORDER BY global_id LIMIT $2", after or "", limit)
+        return [row[0] for row in found]
+
     async def resolve_id(self, global_id: str) -> tuple[str, bool] | None:
         if not isinstance(global_id, str) or not global_id:
             return None

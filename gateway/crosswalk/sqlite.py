@@ -157,6 +157,12 @@ class SQLiteCrosswalk(SQLiteBacked, Crosswalk):
                 found.setdefault(row[2], []).append(_member(row))
         return found
 
+    async def global_ids(self, after: str | None, limit: int) -> list[str]:
+        rows.check_limit(limit)
+        found = await self.db.read("SELECT DISTINCT global_id FROM members WHERE global_id > ?"
+                                   " ORDER BY global_id LIMIT ?", (after or "", limit))
+        return [row[0] for row in found]
+
     async def resolve_id(self, global_id: str) -> tuple[str, bool] | None:
         if not isinstance(global_id, str) or not global_id:
             return None
