@@ -11,6 +11,7 @@ import logging
 import math
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from datetime import time as time_of_day
 from decimal import Decimal
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aioredis
 
-from connectors.query import AnyOf, Cond, Page, Query
+from connectors.query import Aggregate, AnyOf, Cond, Page, Query
 from gateway.source_cache import CacheConfigError, CacheError, CacheUnavailable, SourceCache
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -98,6 +99,19 @@ async def test_lists_and_tuples_in_values_are_one_key(make_cache):
     for other in (Cond("id", "in", (1.0, 2)), Cond("id", "in", (True, 2)), Cond("id", "in", ("1", 2))):
         assert await cache.get("paris", 60, Query("customers", ("id",), AnyOf((other, Cond(
             "city", "eq", "Lyon"))))) is None
+
+
+@backends
+async def test_a_summary_is_another_entry_than_the_rows_and_than_other_summaries(make_cache):
+    cache = make_cache()
+    rows = Query("payments", ("amount",), Cond("customer_key", "in", (1,)))
+    by_status = replace(rows, fields=(), aggregate=Aggregate(("customer_key", "status"),
+                                                             ("amount",)))
+    await cache.put("paris", 60, by_status, page(1))
+    assert await cache.get("paris", 60, rows) is None
+    assert await cache.get("paris", 60, replace(by_status, aggregate=Aggregate(
+        ("customer_key",), ("amount",)))) is None
+    assert (await cache.get("paris", 60, by_status)).page.rows == page(1).rows
 
 
 @backends

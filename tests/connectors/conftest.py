@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Iterable
+from decimal import Decimal
 
 import asyncmy
 import asyncpg
 import pytest
 import sqlglot
 
-from tests.connectors.dataset import NOTES, PEOPLE
+from tests.connectors.dataset import NOTES, PAYMENTS, PEOPLE
 
 DATABASE = "panorama_test"
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": DATABASE}
@@ -31,6 +32,9 @@ TABLES = [  # (name, DDL); dropped and created in this order, dropped in reverse
      " phone VARCHAR(50), city VARCHAR(100), card VARCHAR(50))"),
     ("contract_notes", "CREATE TABLE contract_notes (id INTEGER PRIMARY KEY,"
      " person_id INTEGER, note TEXT, created_at TIMESTAMP)"),
+    ("contract_payments", "CREATE TABLE contract_payments (id INTEGER PRIMARY KEY,"
+     " person_id INTEGER, status VARCHAR(20), amount NUMERIC(10, 2), cents INTEGER,"
+     " fee DOUBLE PRECISION, paid_at TIMESTAMP)"),
     ('"City"', 'CREATE TABLE "City" ("CityId" INTEGER PRIMARY KEY, "Name" VARCHAR(100))'),
     ('"Address"', 'CREATE TABLE "Address" ("AddressId" INTEGER PRIMARY KEY,'
      ' "Street" VARCHAR(100), "CityId" INTEGER)'),
@@ -77,7 +81,10 @@ def data() -> list[tuple[str, list[tuple]]]:
     people = [tuple(p[c] for c in ("id", "given_name", "family_name", "email", "phone", "city",
                                    "card")) for p in PEOPLE]
     notes = [(n["id"], n["person_id"], n["text"], n["date"]) for n in NOTES]
-    return [("contract_people", people), ("contract_notes", notes), ('"City"', CITIES),
+    payments = [tuple(p[c] for c in ("id", "person_id", "status", "amount", "cents", "fee",
+                                     "paid_at")) for p in PAYMENTS]
+    return [("contract_people", people), ("contract_notes", notes),
+            ("contract_payments", payments), ('"City"', CITIES),
             ('"Address"', ADDRESSES), ('"Customer"', CUSTOMERS)]
 
 
@@ -139,7 +146,10 @@ def _load_sqlite(path: str) -> None:
 
 
 def _sqlite_value(value: object) -> object:
-    # Stored as SQLite's own DATETIME text, without relying on sqlite3's deprecated adapters.
+    # Stored as SQLite's own DATETIME text, without relying on sqlite3's deprecated adapters;
+    # sqlite3 cannot bind a Decimal (a NUMERIC column keeps it as a float anyway).
+    if isinstance(value, Decimal):
+        return float(value)
     return value.isoformat(sep=" ") if hasattr(value, "isoformat") else value
 
 

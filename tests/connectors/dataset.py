@@ -8,6 +8,7 @@ numbers and as strings ("10" < "9").
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 PEOPLE: list[dict] = [
     {"id": 1, "given_name": "Jean", "family_name": "Dupont", "email": "Jean.Dupont@Example.com ",
@@ -43,6 +44,21 @@ NOTES: list[dict] = [
      "date": datetime(2026, 4, 2, 17, 5)},
     {"id": 103, "person_id": 2, "text": "Ordered a wedding cake", "date": datetime(2026, 5, 3, 11, 0)},
     {"id": 104, "person_id": 10, "text": "Loyalty card lost", "date": datetime(2026, 6, 4, 8, 45)},
+]
+
+#: Money paid by some people: amounts whose float sums are not exact (0.1 + 0.2), in an exact
+#: column (NUMERIC), integer cents, and a float column (fee).
+PAYMENTS: list[dict] = [
+    {"id": 201, "person_id": 1, "status": "ok", "amount": Decimal("0.10"), "cents": 10,
+     "fee": 0.1, "paid_at": datetime(2026, 1, 5, 10, 0)},
+    {"id": 202, "person_id": 1, "status": "ok", "amount": Decimal("0.20"), "cents": 20,
+     "fee": 0.2, "paid_at": datetime(2026, 2, 5, 10, 0)},
+    {"id": 203, "person_id": 1, "status": "failed", "amount": Decimal("99.99"), "cents": 9999,
+     "fee": 0.3, "paid_at": datetime(2026, 3, 5, 10, 0)},
+    {"id": 204, "person_id": 2, "status": "ok", "amount": Decimal("1234.56"), "cents": 123456,
+     "fee": 1.5, "paid_at": datetime(2026, 6, 30, 23, 59)},
+    {"id": 205, "person_id": 2, "status": "ok", "amount": Decimal("0.01"), "cents": 1,
+     "fee": 0.0, "paid_at": datetime(2026, 7, 1, 0, 0)},
 ]
 
 #: Logical fields of the contract's customer entity (the same in every backend).

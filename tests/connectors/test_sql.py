@@ -7,6 +7,7 @@ import inspect
 import re
 import sqlite3
 import time
+from datetime import datetime
 from typing import Any, ClassVar
 
 import asyncmy.errors
@@ -21,11 +22,11 @@ from connectors.errors import (
     SourceUnavailable,
     Unsupported,
 )
-from connectors.query import AllOf, AnyOf, Cond, EntityMap, Join, Latest, Query
+from connectors.query import Aggregate, AllOf, AnyOf, Cond, EntityMap, Join, Latest, Query
 from connectors.sql import MariaDBConnector, PostgresConnector, SQLConnector, SQLiteConnector
 from connectors.sql_drivers import MariaDBDriver, PostgresDriver, SQLiteDriver
 from tests.connectors.contract import ConnectorContract, keys
-from tests.connectors.dataset import PEOPLE
+from tests.connectors.dataset import PAYMENTS, PEOPLE
 
 SOURCE = "shop-test"
 CONNECTORS = [PostgresConnector, MariaDBConnector, SQLiteConnector]
@@ -39,6 +40,17 @@ def contract_entities(email_column: str = "email") -> dict[str, EntityMap]:
         "id": "id", "customer_key": "person_id", "text": "note", "date": "created_at"},
         parent="customer_key")
     return {"customer": customer, "note": note}
+
+
+#: Money paid: exact (NUMERIC, INTEGER cents) and float (fee) columns, a timestamp.
+PAYMENT = EntityMap("payment", "contract_payments", "id", {
+    "id": "id", "customer_key": "person_id", "status": "status", "amount": "amount",
+    "cents": "cents", "fee": "fee", "date": "paid_at"}, parent="customer_key")
+
+
+def summed(by: tuple[str, ...], sums: tuple[str, ...], where: Any = None) -> Query:
+    return Query("payment", (), where or Cond("customer_key", "in", (1, 2)),
+                 aggregate=Aggregate(by, sums))
 
 
 #: Chinook-style CamelCase tables: Customer -> Address (a) -> City (c), all LEFT JOINed.
@@ -138,6 +150,49 @@ class SQLContract(ConnectorContract):
                                               where=Cond("customer_key", "in", parents),
                                               latest=Latest("text", 1)))
         assert len(by_text.rows) == 4
+
+    #: Whether the engine sums a NUMERIC column exactly (SQLite stores its values as floats).
+    exact_numeric: ClassVar[bool] = True
+    #: Whether the engine compares a TIMESTAMP column with a date parameter as dates.
+    temporal: ClassVar[bool] = True
+
+    async def test_sums_run_in_the_source_only_when_they_are_exact(self, make):
+        connector = make({"payment": PAYMENT})
+        cents = summed(("customer_key", "status"), ("cents",))
+        assert await connector.can_aggregate(cents)
+        page = await connector.fetch(cents)
+        got = {(int(r["customer_key"]), r["status"]): (r["count"], r["sum:cents"])
+               for r in page.rows}
+        want: dict[tuple[int, str], list[int]] = {}
+        for p in PAYMENTS:
+            group = want.setdefault((p["person_id"], p["status"]), [0, 0])
+            group[0] += 1
+            group[1] += p["cents"]
+        assert got == {k: tuple(v) for k, v in want.items()}
+        statement = connector.render(cents)
+        assert statement is not None and "GROUP BY 1, 2" in statement[0].sql
+        assert 'SUM(' in statement[0].sql and "COUNT(*)" in statement[0].sql
+        amount = summed(("customer_key",), ("amount",))
+        assert await connector.can_aggregate(amount) is self.exact_numeric
+        if self.exact_numeric:
+            sums = {int(r["customer_key"]): r["sum:amount"]
+                    for r in (await connector.fetch(amount)).rows}
+            assert str(sums[1]) == "100.29" and str(sums[2]) == "1234.57"  # exact, not floats
+        # A float column never sums in the source; asking anyway is refused, not approximated.
+        fee = summed(("customer_key",), ("fee",))
+        assert not await connector.can_aggregate(fee)
+        with pytest.raises(Unsupported, match="cannot be summarized exactly"):
+            await connector.fetch(fee)
+
+    async def test_a_date_bound_is_pushed_down_only_on_a_date_column(self, make):
+        connector = make({"payment": PAYMENT})
+        before_july = AllOf((Cond("customer_key", "in", (2,)),
+                             Cond("date", "lt", datetime(2026, 7, 1))))
+        query = summed(("customer_key",), ("cents",), before_july)
+        assert await connector.can_aggregate(query) is self.temporal
+        if self.temporal:
+            rows = (await connector.fetch(query)).rows
+            assert [(r["count"], r["sum:cents"]) for r in rows] == [(1, 123456)]
 
     async def test_keyset_after_given_as_text(self, connector):
         page = await connector.fetch(Query("customer", (), after="9", limit=10))
@@ -283,6 +338,8 @@ class TestSQLite(SQLContract):
     connector_class = SQLiteConnector
     source_fixture = "sqlite_source"
     unreachable = {"path": "missing/panorama.db"}
+    exact_numeric = False
+    temporal = False
 
     async def test_a_missing_file_is_not_created(self, make, tmp_path):
         connector = make(connection={"path": str(tmp_path / "absent.db")})
