@@ -116,8 +116,12 @@ async def test_the_demo_example_queries_answer(world, config):
     money = results[1]["data"]["customerByPhone"]
     assert {t["shop"] for t in money["transactions"]} >= {"paris", "berlin"} or money["transactions"]
     assert money["interactions"], "the CRM's interactions are missing"
-    assert results[2]["data"]["customerByEmail"]  # the fuzzy case: found, linked once indexed
-    assert results[3]["data"]["customers"]["edges"]
+    account = results[2]["data"]["customerByEmail"]["account"]
+    assert {s["shop"] for s in account["shops"]} == {"paris", "london", "berlin"}
+    assert [(r["from"], r["to"]) for r in account["rates"]] == [("GBP", "EUR")]
+    assert account["balance"]["currency"] == "EUR" and account["risk"]["class"]
+    assert results[3]["data"]["customerByEmail"]  # the fuzzy case: found, linked once indexed
+    assert results[4]["data"]["customers"]["edges"]
 
 
 async def test_once_indexed_the_demo_links_changed_emails_and_typos_with_evidence(world, config):
@@ -126,7 +130,7 @@ async def test_once_indexed_the_demo_links_changed_emails_and_typos_with_evidenc
 
     assert await run_index(load_config(config, ENV), full=True) == 0
     async with gateway_client(config, environ=ENV) as client:
-        body = await graphql(client, example_queries(world.showcase)[2][1])
+        body = await graphql(client, example_queries(world.showcase)[3][1])
     customer = body["data"]["customerByEmail"]
     fuzzy = world.showcase["fuzzy"]
     assert {e["source"] for n in customer["names"] for e in [n["source"]]} >= set(fuzzy["fuzzy"])

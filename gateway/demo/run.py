@@ -35,6 +35,19 @@ def example_queries(showcase: dict[str, Any]) -> list[tuple[str, str]]:
     interactions(first: 5) {{ channel date subject summary }}
   }}
 }}'''),
+        ("The same customer's account: every shop's money in euros (London's pounds converted "
+         "at the rate of the day), risk and profitability (docs/finance.md)",
+         f'''{{
+  customerByEmail(email: "{showcase["email"]}") {{
+    account(asOf: "2025-12-31") {{
+      balance {{ amount currency }} paid {{ amount }} overdue {{ amount }} daysPastDue
+      shops {{ shop currencies balance {{ amount }} }}
+      rates {{ from to rate effective }}
+      risk {{ class score reasons {{ message }} }}
+      profitability {{ netRevenue {{ amount }} margin {{ amount }} tier }}
+    }}
+  }}
+}}'''),
         ("A customer who changed e-mail and phone between shops, linked by the index on name, "
          "birth date or address (rule: fuzzy)",
          f'''{{
