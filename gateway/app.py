@@ -29,6 +29,8 @@ from gateway.auth.http import AuthGate, principal_of
 from gateway.config import Config, load_config
 from gateway.crosswalk import KeyHasher, open_crosswalk
 from gateway.faults import BreakerState
+from gateway.finance.export import ExportEnv
+from gateway.finance.export_http import AccountsExportEndpoint
 from gateway.linking import Linker
 from gateway.matching import Matcher
 from gateway.me_export import ExportEndpoint
@@ -220,6 +222,8 @@ def create_app(settings: Settings, config: Config | None = None,
         routes=[
             Route("/graphql", gated(view, settings.graphiql), methods=["GET", "POST"]),
             Route("/me/export", gated(ExportEndpoint(view), False), methods=["GET"]),
+            Route("/export/accounts", gated(AccountsExportEndpoint(
+                ExportEnv(sources, settings, linker, access, privacy)), False), methods=["GET"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

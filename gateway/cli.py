@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gateway.audit_cli import add_parsers as add_audit_commands
+from gateway.finance.export_cli import add_parsers as add_export_commands
 from gateway.settings import SETTINGS, Settings, SettingsError
 from gateway.token_cli import add_commands as add_credential_commands
 
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_credential_commands(sub)  # token, apikey
     add_audit_commands(sub)  # audit verify, list, corrections
+    add_export_commands(sub)  # export accounts
 
     schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
     schema.set_defaults(func=cmd_schema)

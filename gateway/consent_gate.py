@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.consent import ConsentConfig, ConsentStore, OptOutRule, SourceValues, objections_from_records
 from gateway.identity import Cluster, Ref, encode_id
@@ -51,11 +51,18 @@ def customer_aliases(found: Cluster) -> frozenset[str]:
     return frozenset({found.id, *(encode_id(r.source, r.key) for r in found.records)})
 
 
+class Objections(Protocol):
+    """What the gate asks of recorded decisions: the consent store, or the objectors an export
+    loaded once (gateway.finance.export), so that every chunk sees the same decisions."""
+
+    async def objections_for(self, customers: Iterable[str], purpose: str) -> set[str]: ...
+
+
 class ConsentGate:
     """One request's consent check; ``purpose`` None (no declared purpose) or a purpose that is
     not ``objectable`` hides no one."""
 
-    def __init__(self, store: ConsentStore, purpose: str | None,
+    def __init__(self, store: ConsentStore | Objections, purpose: str | None,
                  rules: Mapping[str, Sequence[OptOutRule]], objectable: bool = True) -> None:
         self.store = store
         self.purpose = purpose

@@ -102,7 +102,8 @@ async def export_document(context: Any) -> tuple[dict[str, Any], list[str]]:
     return document, sorted(seen)
 
 
-def _error(message: str, code: str, status: int) -> Response:
+def json_error(message: str, code: str, status: int) -> Response:
+    """A GraphQL-shaped error for an endpoint beside /graphql (an export)."""
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]},
                         status_code=status)
 
@@ -120,18 +121,18 @@ class ExportEndpoint:
     async def answer(self, request: Request) -> Response:
         context = await self.graphql.get_context(request, None)
         if context.view is None or context.audit is None:
-            return _error("no access decision for this request", "FORBIDDEN", 403)
+            return json_error("no access decision for this request", "FORBIDDEN", 403)
         try:
             document, coordinates = await export_document(context)
         except GraphQLError as exc:
             code = (exc.extensions or {}).get("code", "BAD_USER_INPUT")
-            return _error(exc.message, code, 403 if code == "FORBIDDEN" else 400)
+            return json_error(exc.message, code, 403 if code == "FORBIDDEN" else 400)
         fields = [FieldAccess(c) for c in coordinates]
         try:
             await context.audit.append(context.audit.events(
                 fields, {"operation": "export", "roots": ["me"], "outcome": "ok"}))
         except AuditUnrecorded as exc:
-            return _error(exc.message, "AUDIT_UNAVAILABLE", 503)
+            return json_error(exc.message, "AUDIT_UNAVAILABLE", 503)
         filename = f"panorama-export-{datetime.now(UTC):%Y%m%d}.json"
         return Response(orjson.dumps(document), media_type="application/json",
                         headers={"content-disposition": f'attachment; filename="{filename}"'})

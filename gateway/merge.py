@@ -8,7 +8,7 @@ lists keep every distinct value with every source that gives it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -61,6 +61,21 @@ def _distinct(items: Iterable[tuple[Hashable, CustomerRecord, T]],
     return [build(value, provenance(rec), seen[key]) for key, (value, rec) in first.items()]
 
 
+def naming(records: Sequence[CustomerRecord], rules: Survivorship = CONFIG_ORDER,
+           chosen_name: Any = None) -> tuple[gt.CustomerKind, str | None]:
+    """A customer's kind and display name (the legal name of an organization, else the
+    person's full name): what an export needs of the golden view, without the rest of it."""
+    if chosen_name is None:
+        chosen_name = pick_value(rules, "name", records)
+    legal = pick_value(rules, "legal_name", records)
+    chosen_kind = pick_value(rules, "kind", records)
+    kind = gt.CustomerKind(chosen_kind.value if chosen_kind else "PERSON")
+    person = chosen_name.value[2] if chosen_name else None
+    organization = legal.value if legal else None
+    return kind, ((organization or person) if kind is gt.CustomerKind.ORGANIZATION
+                  else (person or organization))
+
+
 def customer_values(found: Cluster, shops: Mapping[str, str],
                     rules: Survivorship = CONFIG_ORDER) -> CustomerValues:
     records = found.records
@@ -73,18 +88,14 @@ def customer_values(found: Cluster, shops: Mapping[str, str],
     chosen_name = pick_value(rules, "name", records)
     legal = pick_value(rules, "legal_name", records)
     born = pick_value(rules, "birth_date", records)
-    chosen_kind = pick_value(rules, "kind", records)
-    kind = gt.CustomerKind(chosen_kind.value if chosen_kind else "PERSON")
+    kind, display_name = naming(records, rules, chosen_name)
     name = gt.PersonName(given=chosen_name.value[0], family=chosen_name.value[1],
                          full=chosen_name.value[2], source=provenance(chosen_name.record),
                          chosen_by=chosen_name.reason) if chosen_name else None
-    person = name.full if name else None
-    organization = legal.value if legal else None
     return CustomerValues(
         id=found.id,
         kind=kind,
-        display_name=(organization or person) if kind is gt.CustomerKind.ORGANIZATION
-        else (person or organization),
+        display_name=display_name,
         name=name,
         names=person_names,
         legal_name=gt.SourcedText(value=legal.value, source=provenance(legal.record),

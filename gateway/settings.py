@@ -73,6 +73,14 @@ def redis_url(text: Any) -> str:
     return url
 
 
+def _chunk_size(text: Any) -> int:
+    value = int(text)
+    if not 1 <= value <= 10_000:
+        # One audit entry names at most 10,000 customers, and a chunk is never split.
+        raise ValueError("expected a whole number from 1 to 10000")
+    return value
+
+
 def _country(text: Any) -> str:
     value = str(text).strip().upper()
     if len(value) != 2 or not value.isalpha():
@@ -142,6 +150,9 @@ SETTINGS: tuple[Setting, ...] = (
             "redis://host:port/db of a cache shared by every replica; empty: each replica "
             "caches on its own. May hold a password: set it in the environment.", redis_url,
             secret=True),
+    Setting("export_chunk_size", 1000,
+            "Customers an export reads, computes and writes at a time (1 to 10000): memory "
+            "grows with it, round trips shrink.", _chunk_size),
     Setting("log_level", "info", "Log level: debug, info, warning or error.", _log_level),
     Setting("admin_token", "", "A static bearer credential that authenticates as an admin "
                                "service principal (steward actions included); empty: none. A "
@@ -175,6 +186,7 @@ class Settings:
     cache_ttl_seconds: float = 0.0
     cache_max_entries: int = 10_000
     cache_redis_url: str = field(default="", repr=False)
+    export_chunk_size: int = 1000
     log_level: str = "info"
     admin_token: str = field(default="", repr=False)
 
