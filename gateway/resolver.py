@@ -113,6 +113,9 @@ class Resolver:
         # Optional customer columns to read (gateway.selection), set from the operation's
         # selection before the first lookup; None: every mapped column.
         self.groups: frozenset[str] | None = None
+        # False: leave e-mails, phones and cards unread (with ``groups`` set); only for callers
+        # that take customers from the index alone (indexed_customers) and show none of them.
+        self.match_keys = True
         self._columns: dict[str, tuple[str, ...]] = {}  # per source, for self.groups
         self._down: set[str] = set()  # sources that timed out or were unreachable: not asked again
 
@@ -214,7 +217,8 @@ class Resolver:
             return []
         columns = self._columns.get(source.name)
         if columns is None:
-            columns = self._columns[source.name] = customer_columns(mapping, self.groups)
+            columns = self._columns[source.name] = customer_columns(mapping, self.groups,
+                                                                    self.match_keys)
         query = Query("customer", columns, where, after, limit)
         page = await self._fetch(source, query, step)
         if page is None:

@@ -77,12 +77,18 @@ def groups_for(names: Iterable[str]) -> frozenset[str] | None:
     return frozenset(group for group, needs in OPTIONAL_GROUPS.items() if names & needs)
 
 
-def customer_columns(mapping: CustomerMapping, groups: frozenset[str] | None) -> tuple[str, ...]:
-    """The logical fields of ``mapping`` to read for ``groups`` (None: all of them)."""
+def customer_columns(mapping: CustomerMapping, groups: frozenset[str] | None,
+                     keys: bool = True) -> tuple[str, ...]:
+    """The logical fields of ``mapping`` to read for ``groups`` (None: all of them). ``keys``
+    False leaves out e-mails, phones and cards too: for a reader that takes customers from the
+    index alone and shows none of them (an export), they would be parsed for nothing."""
     every = tuple(mapping.entity.fields)
     if groups is None:
         return every
     skipped: set[str] = set()
+    if not keys:
+        skipped.update((*mapping.email_fields, *mapping.phone_fields, *mapping.card_fields))
+        skipped.update(c.points.logical for c in mapping.cards if c.points and c.points.logical)
     if "names" not in groups:
         skipped.update(mapping.name_fields)
     if "birth_date" not in groups and (spec := mapping.scalars.get("birth_date")) and spec.logical:

@@ -190,6 +190,7 @@ class AccountExport:
         resolver = Resolver(env.sources, env.settings, env.linker, self.admission.scope,
                             env.access.facts)
         resolver.groups = NAMES if self.format.names else frozenset()
+        resolver.match_keys = False  # the index has placed every record: no key is parsed
         if self.objectable:
             resolver.consent = ConsentGate(self, self.principal.purpose,
                                            env.privacy.consent_config.rules, objectable=True)

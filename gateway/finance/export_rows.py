@@ -61,6 +61,7 @@ class Column:
     name: str
     path: tuple[str, ...]  # coordinates from Customer down to the value
     get: Get
+    kind: str = "text"  # how an unmasked value is written: see CONVERT
     of_account: bool = True  # empty in a row whose account failed
 
 
@@ -72,14 +73,15 @@ def _money(name: str, attr: str, *through: str) -> Column:
     """An amount of the account (``through``: Account.profitability...)."""
     if through:
         return Column(name, (ACCOUNT, *through, "Money.amount"),
-                      _acct(lambda a: getattr(a.profitability, attr).amount))
+                      _acct(lambda a: getattr(a.profitability, attr).amount), "amount")
     graphql = "".join(w.capitalize() if i else w for i, w in enumerate(attr.split("_")))
     return Column(name, (ACCOUNT, f"Account.{graphql}", "Money.amount"),
-                  _acct(lambda a: getattr(a, attr).amount))
+                  _acct(lambda a: getattr(a, attr).amount), "amount")
 
 
-def _plain(name: str, attr: str, graphql: str) -> Column:
-    return Column(name, (ACCOUNT, f"Account.{graphql}"), _acct(lambda a: getattr(a, attr)))
+def _plain(name: str, attr: str, graphql: str, kind: str = "int") -> Column:
+    return Column(name, (ACCOUNT, f"Account.{graphql}"), _acct(lambda a: getattr(a, attr)),
+                  kind)
 
 
 PROFIT = ("Account.profitability",)
@@ -87,10 +89,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("customer_id", ("Customer.id",), lambda s: s.found.id, of_account=False),
     Column("display_name", ("Customer.displayName",),
            lambda s: s.naming[1] if s.naming else None, of_account=False),
-    Column("kind", ("Customer.kind",), lambda s: s.naming[0] if s.naming else None,
+    Column("kind", ("Customer.kind",), lambda s: s.naming[0] if s.naming else None, "enum",
            of_account=False),
     Column("shops", (ACCOUNT, "Account.shops", "ShopAccount.shop"),
-           _acct(lambda a: [s.shop for s in a.shops])),
+           _acct(lambda a: [s.shop for s in a.shops]), "list"),
     # Filled from the request (every row says the same), so error rows carry them too.
     Column("currency", (ACCOUNT, "Account.currency"), lambda s: None, of_account=False),
     Column("as_of", (ACCOUNT, "Account.asOf"), lambda s: None, of_account=False),
@@ -101,16 +103,17 @@ COLUMNS: tuple[Column, ...] = (
     _money("balance", "balance"),
     _money("open_credit", "open_credit"),
     _money("overdue", "overdue"),
-    _plain("oldest_overdue_date", "oldest_overdue_date", "oldestOverdueDate"),
+    _plain("oldest_overdue_date", "oldest_overdue_date", "oldestOverdueDate", "date"),
     _plain("days_past_due", "days_past_due", "daysPastDue"),
     _plain("overdue_invoices", "overdue_invoices", "overdueInvoices"),
     _plain("transaction_count", "transaction_count", "transactionCount"),
     _plain("failed_payments", "failed_payments", "failedPayments"),
     Column("risk_class", (ACCOUNT, "Account.risk", "Risk.class"),
-           _acct(lambda a: a.risk.risk_class)),
-    Column("risk_score", (ACCOUNT, "Account.risk", "Risk.score"), _acct(lambda a: a.risk.score)),
+           _acct(lambda a: a.risk.risk_class), "enum"),
+    Column("risk_score", (ACCOUNT, "Account.risk", "Risk.score"), _acct(lambda a: a.risk.score),
+           "int"),
     Column("risk_reasons", (ACCOUNT, "Account.risk", "Risk.reasons", "RiskReason.code"),
-           _acct(lambda a: [r.code for r in a.risk.reasons])),
+           _acct(lambda a: [r.code for r in a.risk.reasons]), "list"),
     _money("revenue", "revenue", *PROFIT, "Profitability.revenue"),
     _money("discounts", "discounts", *PROFIT, "Profitability.discounts"),
     _money("net_revenue", "net_revenue", *PROFIT, "Profitability.netRevenue"),
@@ -137,6 +140,21 @@ def plain(value: Any, csv_text: bool) -> Any:
     if isinstance(value, list | tuple):
         return ";".join(str(plain(v, csv_text)) for v in value)
     return str(value)
+
+
+def _text(value: Any) -> Any:
+    return None if value is None else value.replace("\r", " ").replace("\n", " ")
+
+
+#: Unmasked values by column kind, without asking each value its type (rows are hot).
+CONVERT: Mapping[str, Callable[[Any], Any]] = {
+    "amount": str,  # Decimals already rounded to the currency's minor units
+    "int": lambda v: v,
+    "date": lambda v: None if v is None else v.isoformat(),
+    "enum": lambda v: None if v is None else v.value,
+    "list": ";".join,
+    "text": lambda v: v,
+}
 
 
 # --- filters ---------------------------------------------------------------------------------
@@ -250,6 +268,8 @@ class RowFormat:
         self.masks = [mask(c.path[-1]) for c in self.columns]
         self.mask_key = mask_key
         self.csv = fmt == "csv"
+        self.convert = [self._converter(c, m) for c, m in zip(self.columns, self.masks,
+                                                                strict=True)]
         self.names = any(c.name in ("display_name", "kind") for c in self.columns)
         self.survivorship = survivorship
         # Every row says the same currency and as_of (masked once, if at all).
@@ -260,6 +280,13 @@ class RowFormat:
         self.fields = sorted({c: mask(c) is not None for column in self.columns
                               for c in column.path}.items())
         self.viewable, self.mask_of = readable, mask
+
+    def _converter(self, column: Column, mask: Mask | None) -> Callable[[Any], Any]:
+        if mask is not None:
+            return lambda v: plain(mask_value(mask, v, self.mask_key), self.csv)
+        if column.kind == "text" and self.csv:
+            return _text
+        return CONVERT[column.kind]
 
     def _masked(self, index: int, value: Any) -> Any:
         mask = self.masks[index]
@@ -283,7 +310,7 @@ class RowFormat:
     def row(self, found: Cluster, account: Account | Exception) -> list[Any]:
         failed = isinstance(account, Exception)
         subject = self.subject(found, None if failed else account)  # type: ignore[arg-type]
-        fixed = self.fixed
+        fixed, convert = self.fixed, self.convert
         values: list[Any] = []
         for i, column in enumerate(self.columns):
             if i in fixed:
@@ -291,7 +318,7 @@ class RowFormat:
             elif failed and column.of_account:
                 values.append(None)
             else:
-                values.append(self._masked(i, column.get(subject)))
+                values.append(convert[i](column.get(subject)))
         values.append(str(account) if failed else None)
         return values
 
