@@ -182,7 +182,7 @@ def run_export(config: Path, out: Path, extra: tuple[str, ...] = ()) -> Export:
     """``panorama export accounts`` on ``config`` into ``out`` (NDJSON), measured."""
     out.unlink(missing_ok=True)
     command = [str(PANORAMA), "export", "accounts", "--config", str(config), "--format", "ndjson",
-               "--out", str(out), *extra]
+               "--out", str(out), "--quiet", *extra]
     errors = out.with_suffix(".stderr")
     with errors.open("w") as stderr:
         started = time.perf_counter()
