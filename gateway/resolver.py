@@ -101,11 +101,18 @@ class Resolver:
         # Drops customers who object to the request's purpose (gateway.consent_gate); None: none.
         self.consent: ConsentGate | None = None
         self._known: dict[Ref, CustomerRecord] = {}
-        self._searched: set[str] = set()  # match keys already looked up in every source
-        self._explored: set[Ref] = set()  # records whose keys and index placement were followed
+        # Lookups of one request run concurrently (aliases, DataLoaders) and share what is read:
+        # each match key is searched, each record placed, each customer loaded once, and a
+        # lookup that needs one in flight awaits it; a record whose placement is not known yet
+        # is left out of clustering, so live keys never join what the index keeps apart.
+        self._searches: dict[str, asyncio.Future[Any]] = {}  # match key -> its lookups
+        self._placing: dict[Ref, asyncio.Future[None]] = {}  # record -> its placement query
         self._placed: dict[Ref, str] = {}  # ref -> global id, for records the index holds
         self._evidence: dict[Ref, Any] = {}  # ref -> the index's evidence for it
-        self._loaded_ids: set[str] = set()
+        # Customer id -> the load of its indexed records; a lookup that needs a customer another
+        # lookup of the request is loading waits for that load (rather than building the
+        # customer without the index's placements, which live keys could merge wrongly).
+        self._loading: dict[str, asyncio.Future[None]] = {}
         self._keys: dict[Ref, frozenset[str]] = {}  # match keys, computed once per record
         # Search the sources for records sharing keys; off (a setting) only when an index
         # finds customers: sources are then read by primary key alone.
@@ -243,24 +250,24 @@ class Resolver:
         """The customers of ``seeds``: their indexed customers, then shared keys, round by round."""
         seeds = list(seeds)
         pending = seeds
+        followed: set[Ref] = set()  # records whose keys and index placement were followed
         for _ in range(self.settings.identity_hops):
-            pending = [r for r in pending if r.ref not in self._explored]
+            pending = [r for r in pending if r.ref not in followed]
             if not pending:
                 break
-            self._explored.update(r.ref for r in pending)
-            before = set(self._known)
-            keys = set().union(*(self._keys_of(r) for r in pending)) - self._searched
-            self._searched |= keys
+            followed.update(r.ref for r in pending)
+            keys = set().union(*(self._keys_of(r) for r in pending))
             # The index's placement and the live key lookups need only this round's records:
             # one level, every source at once.
-            await asyncio.gather(self._from_index(pending),
-                                 *(self._lookup(source, keys) for source in self._read() if keys))
-            pending = [self._known[ref] for ref in set(self._known) - before]
+            await asyncio.gather(self._from_index(pending), self._search(keys))
+            owners = {self._placed[r.ref] for r in pending if r.ref in self._placed}
+            pending = [r for r in self._known.values() if r.ref not in followed and (
+                self._placed.get(r.ref) in owners or not self._keys_of(r).isdisjoint(keys))]
         if pending:  # the last round found records: place them, without following them further
             await self._from_index(pending)
         seed_refs = {r.ref for r in seeds}
-        clusters = cluster(self._known.values(), self.sources.rank, keys=self._keys_of,
-                           indexed=self._placed)
+        clusters = cluster([r for r in self._known.values() if self._settled(r.ref)],
+                           self.sources.rank, keys=self._keys_of, indexed=self._placed)
         return [replace(c, links={r.ref: self._link(self._evidence[r.ref]) for r in c.records
                                   if self._evidence.get(r.ref) is not None})
                 for c in clusters if any(r.ref in seed_refs for r in c.records)]
@@ -271,20 +278,49 @@ class Resolver:
         return evidence if other is None or other[0] in self.readable else replace(
             evidence, linked_to=None)
 
+    def _settled(self, ref: Ref) -> bool:
+        """Whether the index's word on a record is known (it placed it, or it does not hold it)."""
+        if not self.linker.indexed or ref in self._placed:
+            return True
+        placing = self._placing.get(ref)
+        return placing is not None and placing.done()
+
+    async def _search(self, keys: set[str]) -> None:
+        """Live lookups of ``keys`` in every source, each key once per request."""
+        new = keys - set(self._searches)
+        if new:
+            search = asyncio.ensure_future(asyncio.gather(
+                *(self._lookup(source, new) for source in self._read())))
+            for key in new:
+                self._searches[key] = search
+        await asyncio.gather(*{self._searches[k] for k in keys})
+
     async def _from_index(self, records: list[CustomerRecord]) -> None:
         """Place records through the crosswalk and fetch the other records of their customers."""
         if not self.linker.indexed:
             return
-        refs = [r.ref for r in records if r.ref not in self._placed]
-        self._placed.update(await self.linker.placed(refs))
+        refs = [r.ref for r in records if r.ref not in self._placing and r.ref not in self._placed]
+        if refs:
+            placing = asyncio.ensure_future(self._place(refs))
+            for ref in refs:
+                self._placing[ref] = placing
+        await asyncio.gather(*{self._placing[r.ref] for r in records if r.ref in self._placing})
         await self._load_customers({self._placed[r.ref] for r in records if r.ref in self._placed})
 
+    async def _place(self, refs: list[Ref]) -> None:
+        self._placed.update(await self.linker.placed(refs))
+
     async def _load_customers(self, global_ids: set[str]) -> None:
-        """Every record the index holds for these customers (one query per source)."""
-        wanted = global_ids - self._loaded_ids
-        if not wanted:
-            return
-        self._loaded_ids |= wanted
+        """Every record the index holds for these customers (one query per source), once per
+        request: ids another lookup is loading are awaited, not read again."""
+        wanted = global_ids - set(self._loading)
+        if wanted:
+            load = asyncio.ensure_future(self._read_customers(wanted))
+            for global_id in wanted:
+                self._loading[global_id] = load
+        await asyncio.gather(*{self._loading[g] for g in global_ids})
+
+    async def _read_customers(self, wanted: set[str]) -> None:
         missing: dict[str, list[str]] = {}
         for global_id, members in (await self.linker.members(wanted)).items():
             for member in members:
@@ -314,12 +350,10 @@ class Resolver:
 
     async def by_key(self, key: str) -> Cluster | None:
         """The customer carrying one match key (a key links records, so there is at most one)."""
-        self._searched.add(key)
-
         async def indexed() -> None:  # the customers the index saw with the key, meanwhile
             await self._load_customers(await self.linker.customers_with_key(key))
 
-        await asyncio.gather(indexed(), *(self._lookup(source, {key}) for source in self._read()))
+        await asyncio.gather(indexed(), self._search({key}))
         # Seeds carry the key now: a record the index saw with it may have changed since.
         seeds = [r for r in self._known.values() if key in self._keys_of(r)]
         clusters = await self.expand(seeds)

@@ -320,3 +320,27 @@ async def test_without_live_lookups_the_index_alone_finds_customers_by_primary_k
     assert steps[False] == {"members", "transactions"}  # primary keys and parent keys only
     for call in bodies[False]["extensions"]["explain"]["calls"]:
         assert "LOWER(" not in " ".join(call["statements"]), call
+
+
+async def test_many_lookups_in_one_request_each_answer_their_own_customer(world, config):
+    """Lookups of one request share what the resolver has read; one still loading a customer
+    must not make another answer without the index's placements (a customer then merged by
+    live keys with a record the index keeps apart)."""
+    from gateway.config import load_config
+    from gateway.indexing_cli import run_index
+
+    assert await run_index(load_config(config, ENV), full=True) == 0
+    async with gateway_client(config, environ=ENV) as client:
+        page = await graphql(client, "{ customers(first: 60) { edges { node { id } } } }")
+        ids = [e["node"]["id"] for e in page["data"]["customers"]["edges"]]
+        alone = {}
+        for ident in ids:
+            body = await graphql(client, f'{{ customer(id: "{ident}") {{ id sourceRecords {{ '
+                                         f'source localId }} }} }}')
+            alone[ident] = records_of(body["data"]["customer"])
+        together = await graphql(client, "{ " + " ".join(
+            f'c{i}: customer(id: "{ident}") {{ id sourceRecords {{ source localId }} }}'
+            for i, ident in enumerate(ids)) + " }")
+    for i, ident in enumerate(ids):
+        node = together["data"][f"c{i}"]
+        assert node["id"] == ident and records_of(node) == alone[ident], ident
