@@ -17,7 +17,7 @@ import strawberry
 from gateway import graphql_types as gt
 from gateway.identity import Cluster
 from gateway.records import CustomerRecord, InteractionRecord, TransactionRecord
-from gateway.survivorship import Survivorship, pick_value
+from gateway.survivorship import ATTRIBUTES, Survivorship, pick_value
 from gateway.transforms import normalize_email
 
 T = TypeVar("T")
@@ -65,6 +65,14 @@ def naming(records: Sequence[CustomerRecord], rules: Survivorship = CONFIG_ORDER
            chosen_name: Any = None) -> tuple[gt.CustomerKind, str | None]:
     """A customer's kind and display name (the legal name of an organization, else the
     person's full name): what an export needs of the golden view, without the rest of it."""
+    if len(records) == 1 and chosen_name is None:
+        # Every rule picks the only candidate there is: read it (most customers, in an export).
+        record = records[0]
+        name, legal = ATTRIBUTES["name"].read(record), ATTRIBUTES["legal_name"].read(record)
+        single = gt.CustomerKind(ATTRIBUTES["kind"].read(record))
+        person = name[2] if name else None
+        return single, ((legal or person) if single is gt.CustomerKind.ORGANIZATION
+                        else (person or legal))
     if chosen_name is None:
         chosen_name = pick_value(rules, "name", records)
     legal = pick_value(rules, "legal_name", records)

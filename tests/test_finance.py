@@ -104,7 +104,7 @@ def test_each_subtotal_is_converted_at_the_rate_in_force_on_the_day_and_the_rate
     spring = account(movements, as_of=date(2026, 3, 31))
     assert spring.invoiced.amount == Decimal("10.00") + Decimal("58.57")  # 58.5717 rounded
     assert spring.rates[0].rate == Decimal("1.1712")
-    london = next(s for s in spring.shops if s.shop == "london")
+    london = next(s for s in spring.shops() if s.shop == "london")
     assert (london.currencies, london.invoiced.amount) == (["GBP"], Decimal("58.57"))
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from gateway.finance.config import FinanceConfig, Thresholds
 from gateway.finance.ledger import Ledger
@@ -42,63 +43,102 @@ MEASURES = ("invoiced", "paid", "refunded", "credited", "overdue")
 
 
 class Converter:
-    """Amounts into one currency as of one day, rounded; remembers every rate it used."""
+    """Amounts into one currency as of one day, rounded to its minor units. One converter
+    serves a batch of accounts: rates and the config's amounts are looked up once."""
 
     def __init__(self, finance: FinanceConfig, currency: str, day: date) -> None:
         self.finance = finance
         self.currency = currency
         self.day = day
         self.used: dict[str, RateUsed] = {}
+        self._quantum = rounded(Decimal(1), currency)  # 1, 1.00 or 1.000
+        self._rounding = finance.rounding
+        self._configured: dict[Decimal, Decimal] = {}
+        self._limits: tuple[dict[str, Decimal | None], dict[str, Decimal | None]] | None = None
+
+    def rate(self, currency: str) -> Decimal:
+        rate = self.used.get(currency)
+        if rate is None:
+            rate = self.used[currency] = self.finance.rates.rate(currency, self.currency,
+                                                                 self.day)
+        return rate.rate
 
     def __call__(self, amount: Decimal, currency: str) -> Decimal:
         if currency != self.currency:
-            rate = self.used.get(currency)
-            if rate is None:
-                rate = self.used[currency] = self.finance.rates.rate(currency, self.currency,
-                                                                     self.day)
-            amount = amount * rate.rate
-        return rounded(amount, self.currency, self.finance.rounding)
+            amount = amount * self.rate(currency)
+        return amount.quantize(self._quantum, self._rounding)
 
     def money(self, amount: Decimal) -> Money:
-        return Money(amount=rounded(amount, self.currency, self.finance.rounding),
+        return Money(amount=amount.quantize(self._quantum, self._rounding),
                      currency=self.currency)
 
     def configured(self, amount: Decimal) -> Decimal:
         """An amount of the config (thresholds, costs) in the account's currency."""
-        return self(amount, self.finance.currency) if amount else amount
+        if not amount:
+            return amount
+        converted = self._configured.get(amount)
+        if converted is None:
+            converted = self._configured[amount] = self(amount, self.finance.currency)
+        return converted
 
-    def rates(self) -> list[ExchangeRate]:
+    def limits(self) -> tuple[dict[str, Decimal | None], dict[str, Decimal | None]]:
+        """The watch and defaulter thresholds in this currency."""
+        if self._limits is None:
+            self._limits = (risk_limits(self, self.finance.watch),
+                            risk_limits(self, self.finance.defaulter))
+        return self._limits
+
+    def rates(self, currencies: set[str]) -> list[ExchangeRate]:
+        """The rates that converted ``currencies`` (those an account was in)."""
         return [ExchangeRate(source=r.source, target=r.target, rate=r.rate, effective=r.since)
-                for r in sorted(self.used.values(), key=lambda r: r.source)]
+                for code in sorted(currencies) if (r := self.used.get(code)) is not None]
 
 
-@dataclass
-class _Shop:
+@dataclass(slots=True)
+class ShopFigures:
+    """One shop's part of an account, summed in the account's currency (not yet rounded)."""
+
     sums: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(MEASURES, Decimal(0)))
     currencies: set[str] = field(default_factory=set)
     count: int = 0
     failed: int = 0
 
+    def account(self, name: str, label: str | None, convert: Converter) -> ShopAccount:
+        sums = self.sums
+        return ShopAccount(
+            shop=name, label=label, currencies=sorted(self.currencies),
+            invoiced=convert.money(sums["invoiced"]), paid=convert.money(sums["paid"]),
+            refunded=convert.money(sums["refunded"]), credited=convert.money(sums["credited"]),
+            overdue=convert.money(sums["overdue"]),
+            balance=convert.money(sums["invoiced"] - sums["paid"] - sums["credited"]),
+            transaction_count=self.count, failed_payments=self.failed)
+
 
 def build_account(finance: FinanceConfig, labels: Mapping[str, str], ledger: Ledger,
-                  refs: set[tuple[str, str]], as_of: date, currency: str) -> Account:
+                  refs: set[tuple[str, str]], as_of: date, currency: str,
+                  convert: Converter | None = None) -> Account:
     """The account of the customer whose records are ``refs``, from a ledger that may hold
-    other customers' movements too. MoneyError for a currency that is not ISO 4217 or a rate
-    the config lacks."""
-    convert = Converter(finance, currency, as_of)
+    other customers' movements too; ``convert``: one shared by a batch of accounts of the same
+    currency and day. MoneyError for a currency that is not ISO 4217 or a rate the config
+    lacks."""
+    convert = convert or Converter(finance, currency, as_of)
     native: dict[tuple[str, str], dict[str, Decimal]] = {}
-    shops: dict[str, _Shop] = {}
+    shops: dict[str, ShopFigures] = {}
     for m in ledger.movements:
         if (m.source, m.customer_key) not in refs:
             continue
         code = _currency(m.currency, m.source)
-        shop = shops.setdefault(m.source, _Shop())
+        shop = shops.get(m.source)
+        if shop is None:
+            shop = shops[m.source] = ShopFigures()
         shop.count += m.count
         shop.currencies.add(code)
         if m.kind == "PAYMENT" and m.status == "FAILED":
             shop.failed += m.count
         if m.status in EFFECTIVE.get(m.kind, ()):
-            sums = native.setdefault((m.source, code), dict.fromkeys(MEASURES, Decimal(0)))
+            sums = native.get((m.source, code))
+            if sums is None:
+                sums = native[(m.source, code)] = dict.fromkeys(MEASURES, Decimal(0))
             sums[MEASURE[m.kind]] += m.amount
     oldest: date | None = None
     overdue_count = 0
@@ -111,38 +151,45 @@ def build_account(finance: FinanceConfig, labels: Mapping[str, str], ledger: Led
             code = _currency(invoice.currency, invoice.source)
             native.setdefault((invoice.source, code),
                               dict.fromkeys(MEASURES, Decimal(0)))["overdue"] += invoice.amount
-            shops.setdefault(invoice.source, _Shop()).currencies.add(code)
+            shops.setdefault(invoice.source, ShopFigures()).currencies.add(code)
             overdue_count += 1
             oldest = issued if oldest is None else min(oldest, issued)
+    total = dict.fromkeys(MEASURES, Decimal(0))
     for (source, code), sums in native.items():
+        shop_sums = shops[source].sums
         for measure, amount in sums.items():
             if amount:
-                shops[source].sums[measure] += convert(amount, code)
-    total = {m: sum((s.sums[m] for s in shops.values()), Decimal(0)) for m in MEASURES}
-    count = sum(s.count for s in shops.values())
-    failed = sum(s.failed for s in shops.values())
+                converted = convert(amount, code)
+                shop_sums[measure] += converted
+                total[measure] += converted
+    count = failed = 0
+    currencies: set[str] = set()
+    for shop in shops.values():
+        count += shop.count
+        failed += shop.failed
+        currencies |= shop.currencies
     balance = total["invoiced"] - total["paid"] - total["credited"]
     days_past_due = (as_of - (oldest + terms)).days if oldest is not None else 0
-    risk = assess(finance, convert, days_past_due, failed, total["overdue"])
-    profit = profitability(finance, convert, total, count)
-    shop_accounts = [
-        ShopAccount(shop=name, label=labels.get(name), currencies=sorted(s.currencies),
-                    **{m: convert.money(s.sums[m]) for m in MEASURES},
-                    balance=convert.money(s.sums["invoiced"] - s.sums["paid"]
-                                          - s.sums["credited"]),
-                    transaction_count=s.count, failed_payments=s.failed)
-        for name, s in sorted(shops.items())]
-    money = {m: convert.money(total[m]) for m in MEASURES}
-    return Account(
-        currency=currency, as_of=as_of, invoiced=money["invoiced"], paid=money["paid"],
-        refunded=money["refunded"], credited=money["credited"], overdue=money["overdue"],
-        balance=convert.money(balance), open_credit=convert.money(max(Decimal(0), -balance)),
+    money = convert.money
+    account = Account(
+        currency=currency, as_of=as_of, invoiced=money(total["invoiced"]),
+        paid=money(total["paid"]), refunded=money(total["refunded"]),
+        credited=money(total["credited"]), overdue=money(total["overdue"]),
+        balance=money(balance), open_credit=money(max(Decimal(0), -balance)),
         oldest_overdue_date=oldest, days_past_due=max(0, days_past_due),
         overdue_invoices=overdue_count, transaction_count=count, failed_payments=failed,
-        shops=shop_accounts, rates=convert.rates(), risk=risk, profitability=profit)
+        rates=convert.rates(currencies),
+        risk=assess(convert, days_past_due, failed, total["overdue"]),
+        profitability=profitability(finance, convert, total, count))
+    # Shops become ShopAccount values only when a query selects them (an export does not).
+    account.shop_figures = [(name, labels.get(name), shop) for name, shop in sorted(shops.items())]
+    account.converter = convert
+    return account
 
 
+@lru_cache(maxsize=1024)
 def _currency(code: str, source: str) -> str:
+    """``code`` checked as ISO 4217 (once per code and source: it runs per movement)."""
     try:
         return currency_code(code, f"source '{source}'")
     except MoneyError as exc:
@@ -156,20 +203,22 @@ def _currency(code: str, source: str) -> str:
 WEIGHTS = {"DAYS_PAST_DUE": 40, "FAILED_PAYMENTS": 30, "OVERDUE_AMOUNT": 30}
 
 
-def assess(finance: FinanceConfig, convert: Converter, days_past_due: int, failed: int,
-           overdue: Decimal) -> Risk:
+def risk_limits(convert: Converter, level: Thresholds) -> dict[str, Decimal | None]:
+    """A level's thresholds, the overdue amount in the account's currency."""
+    amount = level.overdue_amount
+    return {"DAYS_PAST_DUE": _opt(level.days_past_due),
+            "FAILED_PAYMENTS": _opt(level.failed_payments),
+            "OVERDUE_AMOUNT": None if amount is None else convert.configured(amount)}
+
+
+def assess(convert: Converter, days_past_due: int, failed: int, overdue: Decimal) -> Risk:
     """DEFAULTER when any defaulter threshold is reached, WATCH when any watch threshold is,
     else GOOD; the score falls from 100 as each measure nears its defaulter threshold."""
+    if not (days_past_due > 0 or failed or overdue):
+        return Risk(risk_class=RiskClass.GOOD, score=100, reasons=[])  # most customers
     figures = {"DAYS_PAST_DUE": Decimal(days_past_due), "FAILED_PAYMENTS": Decimal(failed),
                "OVERDUE_AMOUNT": overdue}
-
-    def limits(level: Thresholds) -> dict[str, Decimal | None]:
-        amount = level.overdue_amount
-        return {"DAYS_PAST_DUE": _opt(level.days_past_due),
-                "FAILED_PAYMENTS": _opt(level.failed_payments),
-                "OVERDUE_AMOUNT": None if amount is None else convert.configured(amount)}
-
-    watch, defaulter = limits(finance.watch), limits(finance.defaulter)
+    watch, defaulter = convert.limits()
     reasons: list[RiskReason] = []
     for code, value in figures.items():
         for level, table in ((RiskClass.DEFAULTER, defaulter), (RiskClass.WATCH, watch)):
@@ -213,7 +262,7 @@ def profitability(finance: FinanceConfig, convert: Converter, total: Mapping[str
     revenue = total["invoiced"] - total["refunded"]
     net = revenue - total["credited"]
     cost = convert.configured(finance.cost_per_customer) + convert.configured(
-        finance.cost_per_transaction * count) if count or finance.cost_per_customer else Decimal(0)
+        finance.cost_per_transaction) * count
     margin = net * finance.gross_margin - cost
     tier = next((t.name for t in finance.tiers
                  if (t.min_revenue is None or net >= convert.configured(t.min_revenue))

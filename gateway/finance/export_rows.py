@@ -92,7 +92,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("kind", ("Customer.kind",), lambda s: s.naming[0] if s.naming else None, "enum",
            of_account=False),
     Column("shops", (ACCOUNT, "Account.shops", "ShopAccount.shop"),
-           _acct(lambda a: [s.shop for s in a.shops]), "list"),
+           _acct(lambda a: [name for name, _, _ in a.shop_figures or ()]), "list"),
     # Filled from the request (every row says the same), so error rows carry them too.
     Column("currency", (ACCOUNT, "Account.currency"), lambda s: None, of_account=False),
     Column("as_of", (ACCOUNT, "Account.asOf"), lambda s: None, of_account=False),
@@ -187,7 +187,7 @@ class Filters:
         return bool(self.given)
 
     def admits(self, account: Account) -> bool:
-        return ((self.shop is None or any(s.shop == self.shop for s in account.shops))
+        return ((self.shop is None or any(name == self.shop for name, _, _ in account.shop_figures or ()))
                 and (self.tier is None or account.profitability.tier == self.tier)
                 and (self.risk is None or account.risk.risk_class is self.risk)
                 and (self.min_balance is None or account.balance.amount >= self.min_balance)

@@ -163,13 +163,19 @@ class LedgerReader:
             return
         ledger.summed_in_source.add(f"{source.name}/{mapping.entity.table}")
         parent = mapping.entity.parent or ""
-        for row in page.rows:
-            total = f"sum:{plan.amount}"
-            values = mapping.values({**row, str(plan.amount): row[total]}, defaults)
-            ledger.movements.append(Movements(
-                source.name, str(row[parent]), values.get("kind") or UNKNOWN,
-                values.get("status") or UNKNOWN, values.get("currency") or defaults.currency,
-                row["count"], values.get("amount") or Decimal(0)))
+        total = f"sum:{plan.amount}"
+        fields = mapping.fields
+        kind, status, currency = (fields.get(n) for n in ("kind", "status", "currency"))
+        amount = fields["amount"]
+        append = ledger.movements.append
+        for row in page.rows:  # raw kind, status and currency read through their mappings
+            value = amount.transform(row[total], defaults) if amount.transform else row[total]
+            append(Movements(
+                source.name, str(row[parent]),
+                (kind.read(row, defaults) if kind else None) or UNKNOWN,
+                (status.read(row, defaults) if status else None) or UNKNOWN,
+                (currency.read(row, defaults) if currency else None) or defaults.currency,
+                row["count"], value or Decimal(0)))
         if open_page is not None:
             for row in open_page.rows:
                 record = mapping.to_transaction(source.name, row, defaults)

@@ -17,7 +17,7 @@ from strawberry.dataloader import DataLoader
 
 from gateway import graphql_types as gt
 from gateway import merge
-from gateway.finance.account import build_account
+from gateway.finance.account import Converter, build_account
 from gateway.finance.ledger import Ledger, LedgerReader
 from gateway.finance.money import MoneyError, currency_code
 from gateway.finance.types import Account, TransactionPage
@@ -67,11 +67,12 @@ async def accounts(resolver: Any, sources: Any, clusters: list[Cluster], day: da
                 wanted.setdefault(source, []).append(record.native_key)
     ledger = await LedgerReader(resolver.read).ledger(wanted, until)
     own = _per_customer(ledger, clusters)
+    convert = Converter(sources.finance, currency, day)  # rates and thresholds looked up once
     out: list[Account | Exception] = []
     for found in clusters:
         try:
             account = build_account(sources.finance, sources.shops, own[found.id],
-                                    {r.ref for r in found.records}, day, currency)
+                                    {r.ref for r in found.records}, day, currency, convert)
         except MoneyError as exc:
             out.append(money_error(exc))
             continue

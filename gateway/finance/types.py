@@ -103,13 +103,21 @@ class Account:
     overdue_invoices: int
     transaction_count: int
     failed_payments: int
-    shops: list[ShopAccount]
     rates: list[ExchangeRate] = strawberry.field(description="The rates that converted other "
                                                              "currencies into this one.")
     risk: Risk
     profitability: Profitability
     cluster: strawberry.Private[Any] = None
     bounded: strawberry.Private[bool] = False  # whether later movements were left out
+    # (name, label, gateway.finance.account.ShopFigures) per shop, and the Converter that
+    # rounds them: ShopAccount values are made only when a query selects `shops`.
+    shop_figures: strawberry.Private[list[tuple[str, str | None, Any]] | None] = None
+    converter: strawberry.Private[Any] = None
+
+    @strawberry.field(description="The same figures per shop (source), in this currency.")
+    def shops(self) -> list[ShopAccount]:
+        return [figures.account(name, label, self.converter)
+                for name, label, figures in self.shop_figures or ()]
 
     @strawberry.field(description="Transactions across every shop, newest first; `after` is "
                                   "the `endCursor` of the previous page.")
