@@ -21,6 +21,7 @@ from gateway import graphql_types as gt
 from gateway import merge
 from gateway.audit_trail import AuditExtension
 from gateway.finance.schema import account_of
+from gateway.finance.segments import AccountSegment, SegmentDimension, account_segments
 from gateway.finance.types import Account
 from gateway.identity import Cluster
 from gateway.planner import CustomerFilter as FilterValue
@@ -181,6 +182,14 @@ class Query:
                                   "been linked to another customer returns that customer.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         return _customer(await _resolver(info).by_id(str(id)), info)
+
+    @strawberry.field(description="Accounts totalled per tier, risk class, shop or region, over "
+                                  "every customer of the identity index the caller may read "
+                                  "(docs/finance.md). `asOf` and `currency` as in "
+                                  "Customer.account.")
+    async def account_segments(self, info: Info, by: SegmentDimension, as_of: date | None = None,
+                               currency: str | None = None) -> list[AccountSegment]:
+        return await account_segments(info.context, by, as_of, currency)
 
     @strawberry.field(description="Customers in a stable order, page by page.")
     async def customers(self, info: Info, filter: gt.CustomerFilter | None = None,

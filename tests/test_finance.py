@@ -382,3 +382,57 @@ async def test_bad_input_gets_a_clear_error(config, selection, code, message) ->
     assert message in error["message"], error
     if code is not None:
         assert error["extensions"]["code"] == code
+
+
+SEGMENTS = """query($by: SegmentDimension!) { accountSegments(by: $by, asOf: "2025-12-31") {
+  value customers balance { amount currency } invoiced { amount } overdue { amount }
+  netRevenue { amount } margin { amount } } }"""
+
+EVERY_ACCOUNT = """query($after: String) { customers(first: 50, after: $after) {
+  edges { node { id account(asOf: "2025-12-31") { balance { amount } netRevenue: profitability {
+    netRevenue { amount } tier } risk { class }
+    shops { shop balance { amount } invoiced { amount } } } } }
+  pageInfo { hasNextPage endCursor } } }"""
+
+
+async def test_segments_total_every_customers_account(config) -> None:
+    from gateway.config import load_config
+    from gateway.indexing_cli import run_index
+
+    assert await run_index(load_config(config, ENV), full=True) == 0
+    async with gateway_client(config, environ=ENV) as client:
+        nodes, after = [], None
+        while True:
+            body = await ask(client, EVERY_ACCOUNT, {"after": after})
+            assert not body.get("errors"), body["errors"]
+            page = body["data"]["customers"]
+            nodes += [e["node"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        by = {}
+        for dimension in ("TIER", "RISK", "SHOP", "REGION"):
+            body = await ask(client, SEGMENTS, {"by": dimension})
+            assert not body.get("errors"), body["errors"]
+            by[dimension] = {s["value"]: s for s in body["data"]["accountSegments"]}
+
+    def total(segments: dict, figure: str) -> Decimal:
+        return sum((Decimal(s[figure]["amount"]) for s in segments.values()), Decimal(0))
+
+    balances = sum((Decimal(n["account"]["balance"]["amount"]) for n in nodes), Decimal(0))
+    for dimension in ("TIER", "RISK", "SHOP", "REGION"):
+        assert total(by[dimension], "balance") == balances, dimension
+    tiers = {}
+    for node in nodes:
+        tier = node["account"]["netRevenue"]["tier"]
+        tiers[tier] = tiers.get(tier, 0) + 1
+    assert {v: s["customers"] for v, s in by["TIER"].items()} == tiers
+    assert list(by["TIER"]) == [t for t in ("GOLD", "SILVER", "BRONZE") if t in tiers]
+    assert sum(s["customers"] for s in by["RISK"].values()) == len(nodes)
+    paris = sum((Decimal(s["invoiced"]["amount"]) for n in nodes for s in n["account"]["shops"]
+                 if s["shop"] == "paris"), Decimal(0))
+    assert Decimal(by["SHOP"]["paris"]["invoiced"]["amount"]) == paris
+    assert by["SHOP"]["paris"]["margin"] is None  # a customer's margin is not split by shop
+    assert set(by["REGION"]) == {"eu", "uk"}  # paris and berlin in eu, london in uk
+    assert total(by["TIER"], "margin") == sum(
+        (Decimal(s["margin"]["amount"]) for s in by["RISK"].values()), Decimal(0))

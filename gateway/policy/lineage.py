@@ -37,6 +37,8 @@ LINEAGE: Mapping[str, tuple[str, ...]] = {
     "Customer.account(asOf:)": (),
     "Customer.account(currency:)": (),
     **{f"Account.transactions({a}:)": () for a in ("first", "after", "from", "to", "kinds")},
+    # segment totals: sums over many customers, nothing of one
+    **{f"Query.accountSegments({a}:)": () for a in ("by", "asOf", "currency")},
     "Query.stewardLog(first:)": (),
     # the audit log names ids, field paths and codes, never personal values
     **{f"Query.auditLog({a}:)": () for a in ("customer", "subject", "kind", "purpose", "before",
