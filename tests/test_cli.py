@@ -109,6 +109,18 @@ def test_demo_command_serves_the_demo_and_its_example_queries(tmp_path):
                             headers={"authorization": f"Bearer {admin}"}).json()
         assert {r["source"] for r in answer["data"]["customerByEmail"]["sourceRecords"]} == {
             "paris", "london", "berlin", "crm"}
+        # The finance CSV, as the demo and the README say, from another terminal meanwhile.
+        export = next(line for line in printed if line.startswith("Every account as CSV"))
+        command = export.split(": ", 1)[1].strip().replace("accounts.csv",
+                                                             str(tmp_path / "accounts.csv"))
+        exported = subprocess.run(command.replace("panorama ", f"{PANORAMA} ", 2), shell=True,
+                                  capture_output=True, text=True, timeout=120,
+                                  env={k: v for k, v in os.environ.items()
+                                       if not k.startswith("PANORAMA_")})
+        assert exported.returncode == 0, exported.stderr
+        lines = (tmp_path / "accounts.csv").read_text().splitlines()
+        assert lines[0].startswith("customer_id,display_name") and "risk_class" in lines[0]
+        assert len(lines) > 60 and "2025-12-31" in lines[1]
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=10)

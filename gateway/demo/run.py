@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 DEMO_TOKEN_ENV = "PANORAMA_DEMO_CRM_TOKEN"
+#: Where the demo keeps its CRM's token of the run (next to the config), for other commands.
+CRM_TOKEN_FILE = "crm.token"
 
 
 def example_queries(showcase: dict[str, Any]) -> list[tuple[str, str]]:
@@ -110,8 +112,13 @@ def print_tokens(config_path: Path, minted: list[tuple[str, Any, str]]) -> dict[
     for label, principal, token in minted:
         tokens.setdefault(principal.roles[0], token)
         print(f"  {label:<26} [{principal.purpose}]  {token}")
-    print(f"Another purpose or role while the demo runs: panorama token --config {config_path} "
-          f"--role ROLE --purpose P [--shop S] [--customer ID]\n")
+    # Commands other than the demo read the CRM's token of this run from the file it wrote.
+    env = f"{DEMO_TOKEN_ENV}=$(cat {config_path.parent / CRM_TOKEN_FILE})"
+    print(f"Another purpose or role while the demo runs: {env} panorama token --config "
+          f"{config_path} --role ROLE --purpose P [--shop S] [--customer ID]")
+    print(f"Every account as CSV while the demo runs (docs/export.md): {env} panorama export "
+          f"accounts --config {config_path} --role finance --purpose risk --format csv "
+          f"--out accounts.csv --as-of 2025-12-31\n")
     return tokens
 
 
@@ -176,6 +183,10 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
     secret_path.chmod(0o600)
     secret_path.write_text(secrets.token_urlsafe(48) + "\n", encoding="utf-8")
     token = secrets.token_urlsafe(24)  # the in-process CRM's bearer token, new every run
+    token_path = directory / CRM_TOKEN_FILE
+    token_path.touch(mode=0o600)
+    token_path.chmod(0o600)
+    token_path.write_text(token + "\n", encoding="utf-8")
     crm = serve_in_background(create_crm_app(world.crm_seed, token=token), "127.0.0.1", crm_port)
     try:
         config = load_config(world.config_path, {**os.environ, DEMO_TOKEN_ENV: token})
