@@ -110,26 +110,23 @@ class Aggregate:
     """Summarize the matching rows per group instead of returning them (``Query.aggregate``).
 
     Rows are grouped by the raw values of the ``by`` fields. Each group comes back as one row
-    holding those values and ``count`` (its rows), ``sum:<f>`` for each field of ``sums``, and
-    ``min:<f>`` / ``max:<f>`` for each field of ``extremes``. A connector answers an aggregate
-    only after ``can_aggregate`` said it can answer it exactly (sums of exact numbers,
-    time-ordered extremes); otherwise the caller reads the rows and summarizes them itself.
+    holding those values, ``count`` (its rows) and ``sum:<f>`` for each field of ``sums``. A
+    connector answers an aggregate only after ``can_aggregate`` said it can sum exactly;
+    otherwise the caller reads the rows and summarizes them itself.
     """
 
     by: tuple[str, ...]
     sums: tuple[str, ...] = ()
-    extremes: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
         """The fields of each result row, in order."""
-        return (*self.by, "count", *(f"sum:{f}" for f in self.sums),
-                *(f"{k}:{f}" for f in self.extremes for k in ("min", "max")))
+        return (*self.by, "count", *(f"sum:{f}" for f in self.sums))
 
     @property
     def fields(self) -> tuple[str, ...]:
         """Every logical field the aggregate reads."""
-        return tuple(dict.fromkeys((*self.by, *self.sums, *self.extremes)))
+        return tuple(dict.fromkeys((*self.by, *self.sums)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,9 +122,9 @@ class SQLConnector(Connector):
 
     async def can_aggregate(self, query: Query) -> bool:
         """Whether the source can summarize ``query.aggregate`` exactly: sums only over exact
-        number columns (an INTEGER or NUMERIC, never a float), extremes over columns that sort
-        in time order, and every range comparison on an exact number or a real date or time
-        column (where a date parameter means the same instant as in the gateway)."""
+        number columns (an INTEGER or NUMERIC, never a float), and every range comparison on an
+        exact number or a real date or time column (where a date parameter means the same
+        instant as in the gateway)."""
         summary = query.aggregate
         if summary is None:
             return False
@@ -135,7 +135,6 @@ class SQLConnector(Connector):
         ordered = {c.field for c in _conds(query.where) if self.filters[c.op].ordered} \
             if query.where is not None else set()
         return (all(self.driver.exact(types[f]) for f in summary.sums)
-                and all(f in self._sortable[entity.name] for f in summary.extremes)
                 and all(self.driver.temporal(types[f]) or self.driver.exact(types[f])
                         for f in ordered))
 
@@ -200,10 +199,9 @@ class SQLConnector(Connector):
 
     def _render_aggregate(self, entity: EntityMap, layout: Layout, summary: Aggregate,
                           shape: Hashable | None, values: list[Any]) -> tuple[Rendered, list[Any]]:
-        plan = (summary.by, summary.sums, summary.extremes)
-        key = (entity.name, summary.names, shape, False, False, ("aggregate", plan))
+        key = (entity.name, summary.names, shape, False, False, ("aggregate", summary))
         rendered = self.statements.get_or_build(
-            key, lambda: build_aggregate(self, layout, *plan, shape))  # type: ignore[arg-type]
+            key, lambda: build_aggregate(self, layout, summary, shape))
         return rendered, [values[i] for i in rendered.slots]
 
     def _latest(self, entity: EntityMap, query: Query) -> str | None:

@@ -25,7 +25,7 @@ from sqlglot.errors import ErrorLevel, ParseError
 from sqlglot.generator import Generator
 
 from connectors.errors import SourceConfigError
-from connectors.query import PHONE_TAIL_DIGITS, AnyOf, Cond, EntityMap, Expr, Join
+from connectors.query import PHONE_TAIL_DIGITS, Aggregate, AnyOf, Cond, EntityMap, Expr, Join
 
 if TYPE_CHECKING:
     from connectors.sql import SQLConnector
@@ -337,24 +337,22 @@ def build_statement(sql: SQLConnector, layout: Layout, key: str, names: tuple[st
     return Rendered(text, order, names)
 
 
-def build_aggregate(sql: SQLConnector, layout: Layout, by: tuple[str, ...],
-                    sums: tuple[str, ...], extremes: tuple[str, ...],
+def build_aggregate(sql: SQLConnector, layout: Layout, summary: Aggregate,
                     shape: Hashable | None) -> Rendered:
-    """``SELECT by..., COUNT(*), SUM(..), MIN(..), MAX(..) ... GROUP BY by...`` of one
-    aggregate shape (see ``connectors.query.Aggregate``)."""
+    """``SELECT by..., COUNT(*), SUM(..) ... GROUP BY by...`` of one aggregate shape (see
+    ``connectors.query.Aggregate``)."""
     slots = itertools.count()
 
     def placeholders(count: int) -> list[exp.Expr]:
         return [exp.Placeholder(this=str(next(slots))) for _ in range(count)]
 
-    read = {*by, *sums, *extremes, *_shape_fields(shape)}
+    by, sums = summary.by, summary.sums
+    read = {*summary.fields, *_shape_fields(shape)}
     condition = _predicate(sql, shape, layout, placeholders) if shape is not None else None
     groups: list[exp.Expr] = [exp.alias_(layout.column(f), f, quoted=True) for f in by]
     measures: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "count", quoted=True)]
     measures += [exp.alias_(exp.Sum(this=layout.column(f)), f"sum:{f}", quoted=True)
                  for f in sums]
-    measures += [exp.alias_(kind(this=layout.column(f)), f"{name}:{f}", quoted=True)
-                 for f in extremes for name, kind in (("min", exp.Min), ("max", exp.Max))]
     select = layout.source_for(read).select(*groups, *measures, copy=False)
     if condition is not None:
         select = select.where(condition, copy=False)
@@ -362,9 +360,7 @@ def build_aggregate(sql: SQLConnector, layout: Layout, by: tuple[str, ...],
         select = select.group_by(*(exp.Literal.number(i + 1) for i in range(len(groups))),
                                  copy=False)
     text, order = to_sql(select, sql.dialect, sql.driver_class.placeholder)
-    names = (*by, "count", *(f"sum:{f}" for f in sums),
-             *(f"{k}:{f}" for f in extremes for k in ("min", "max")))
-    return Rendered(text, order, names)
+    return Rendered(text, order, summary.names)
 
 
 def _newest_per_parent(select: exp.Select, layout: Layout, names: tuple[str, ...], parent: str,

@@ -127,7 +127,7 @@ def query_key(query: Query) -> bytes | None:
         latest = None if query.latest is None else [query.latest.field, query.latest.count]
         summary = query.aggregate
         aggregate = None if summary is None else [
-            list(summary.by), list(summary.sums), list(summary.extremes)]
+            list(summary.by), list(summary.sums)]
         return orjson.dumps([query.entity, list(query.fields), _expr(query.where),
                              _key_value(query.after), query.limit, latest, aggregate])
     except (Uncacheable, orjson.JSONEncodeError, TypeError):

@@ -51,7 +51,7 @@ def account(movements: list, opens: list | None = None, currency: str = "EUR",
             as_of: date = AS_OF, finance: FinanceConfig = FINANCE) -> Any:
     refs = {(m.source, m.customer_key) for m in movements} | {
         (o.source, o.customer_key) for o in opens or []}
-    return build_account(finance, SHOPS, Ledger(movements, opens or [], set()), refs, as_of,
+    return build_account(finance, SHOPS, Ledger(movements, opens or []), refs, as_of,
                          currency)
 
 

@@ -60,7 +60,6 @@ class Ledger:
 
     movements: list[Movements]
     open_invoices: list[OpenInvoice]
-    summed_in_source: set[str]  # "source/table" summed by the source itself (explain, tests)
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ class LedgerReader:
     async def ledger(self, records: Mapping[Source, Iterable[Any]],
                      until: datetime | None) -> Ledger:
         """Movements of the records (source -> native keys) dated before ``until`` (None: all)."""
-        ledger = Ledger([], [], set())
+        ledger = Ledger([], [])
         calls = []
         for source, keys in records.items():
             native = list(dict.fromkeys(keys))
@@ -161,7 +160,6 @@ class LedgerReader:
             self.read(source, summary, "account"), opens if opens else _none())
         if page is None:
             return
-        ledger.summed_in_source.add(f"{source.name}/{mapping.entity.table}")
         parent = mapping.entity.parent or ""
         total = f"sum:{plan.amount}"
         fields = mapping.fields

@@ -58,7 +58,3 @@ def rounded(amount: Decimal, currency: str, rounding: str = ROUND_HALF_EVEN) -> 
     assert digits is not None, f"{currency} was checked with currency_code"
     return amount.quantize(Decimal(1).scaleb(-digits), rounding)
 
-
-def zero(currency: str) -> Decimal:
-    """Nothing, written with the currency's minor units (0.00 EUR, 0 JPY)."""
-    return rounded(Decimal(0), currency)

@@ -85,7 +85,7 @@ def _per_customer(ledger: Ledger, clusters: list[Cluster]) -> dict[str, Ledger]:
     """Each customer's part of the ledger: build_account scans the ledger it is given, so one
     shared by the batch would cost customers x movements (an export's chunk is 1,000)."""
     owner = {r.ref: found.id for found in clusters for r in found.records}
-    parts = {found.id: Ledger([], [], ledger.summed_in_source) for found in clusters}
+    parts = {found.id: Ledger([], []) for found in clusters}
     for m in ledger.movements:
         if (who := owner.get((m.source, m.customer_key))) is not None:
             parts[who].movements.append(m)
