@@ -65,7 +65,7 @@ class CountingASGI:
 
 def count_statements(app: Any, counter: Counter[str]) -> None:
     """Count every statement the gateway's SQL connectors send, per request and per source."""
-    for source in app.state.sources:
+    for source in app.state.live.current.sources:
         driver = getattr(source.connector, "driver", None)
         if driver is None:
             continue
@@ -97,7 +97,7 @@ class Gateway:
         return orjson.loads(response.content)
 
     def source(self, name: str) -> Any:
-        return self.app.state.sources.get(name)
+        return self.app.state.live.current.sources.get(name)
 
 
 @contextlib.asynccontextmanager

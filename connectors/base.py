@@ -71,8 +71,10 @@ class Connector:
         """Problems between the mapping and the live source, one message each (empty: fine)."""
         raise Unsupported(self.name, f"connector kind '{self.kind}' cannot verify its mapping")
 
-    async def introspect(self) -> dict[str, list[str]]:
-        """Tables (or CRM objects) and their columns (or properties), to help write a mapping."""
+    async def introspect(self) -> dict[str, dict[str, str]]:
+        """Tables (or CRM objects) -> column (or property) name -> declared type, columns in
+        table order, to help write a mapping. A type is the source's own word for it (``integer``,
+        ``varchar``, a CRM's ``datetime``...), or ``""`` when the source declares none."""
         raise Unsupported(self.name, f"connector kind '{self.kind}' cannot introspect")
 
     async def aclose(self) -> None:

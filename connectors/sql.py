@@ -151,7 +151,7 @@ class SQLConnector(Connector):
 
         return await self._guarded(problems())
 
-    async def introspect(self) -> dict[str, list[str]]:
+    async def introspect(self) -> dict[str, dict[str, str]]:
         return await self._guarded(self.driver.tables(None))
 
     async def aclose(self) -> None:

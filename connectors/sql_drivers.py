@@ -175,8 +175,9 @@ class Driver:
         """Column name -> declared type of ``table``, in table order; empty if there is none."""
         raise NotImplementedError
 
-    async def tables(self, schema: str | None) -> dict[str, list[str]]:
-        """Tables and views of ``schema`` (default: the connection's own) and their columns."""
+    async def tables(self, schema: str | None) -> dict[str, dict[str, str]]:
+        """Tables and views of ``schema`` (default: the connection's own) -> column name ->
+        declared type, columns in table order."""
         raise NotImplementedError
 
     @property
@@ -309,10 +310,10 @@ class PostgresDriver(Driver):
             " ORDER BY ordinal_position", (schema, table))
         return {name: kind for name, kind in rows}
 
-    async def tables(self, schema: str | None) -> dict[str, list[str]]:
+    async def tables(self, schema: str | None) -> dict[str, dict[str, str]]:
         rows = await self.rows(
             "SELECT CASE WHEN table_schema = current_schema() THEN table_name"
-            " ELSE table_schema || '.' || table_name END, column_name"
+            " ELSE table_schema || '.' || table_name END, column_name, data_type"
             " FROM information_schema.columns"
             " WHERE CASE WHEN $1::text IS NULL THEN table_schema = ANY (current_schemas(false))"
             " ELSE table_schema = $1 END"
@@ -391,9 +392,9 @@ class MariaDBDriver(Driver):
             " ORDER BY ordinal_position", (schema, table))
         return {name: kind for name, kind in rows}
 
-    async def tables(self, schema: str | None) -> dict[str, list[str]]:
+    async def tables(self, schema: str | None) -> dict[str, dict[str, str]]:
         rows = await self.rows(
-            "SELECT table_name, column_name FROM information_schema.columns"
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
             " WHERE table_schema = COALESCE(%s, DATABASE())"
             " ORDER BY table_name, ordinal_position", (schema,))
         return _group(rows)
@@ -503,18 +504,19 @@ class SQLiteDriver(Driver):
             (table, schema))
         return {name: kind for name, kind in rows}
 
-    async def tables(self, schema: str | None) -> dict[str, list[str]]:
+    async def tables(self, schema: str | None) -> dict[str, dict[str, str]]:
         # One database file per source: the schema is always 'main'.
         rows = await self.rows(
-            "SELECT m.name, p.name FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p"
+            "SELECT m.name, p.name, p.type FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p"
             " WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite!_%' ESCAPE '!'"
             " ORDER BY m.name, p.cid", ())
         return _group(rows)
 
 
-def _group(rows: list[Row]) -> dict[str, list[str]]:
-    """(table, column) rows -> {table: [columns]}, keeping the order."""
-    tables: dict[str, list[str]] = {}
-    for table, column in rows:
-        tables.setdefault(table, []).append(column)
+def _group(rows: list[Row]) -> dict[str, dict[str, str]]:
+    """(table, column, declared type) rows -> {table: {column: type}}, keeping the order; a
+    column without a declared type (SQLite allows it) gets ``""``."""
+    tables: dict[str, dict[str, str]] = {}
+    for table, column, declared in rows:
+        tables.setdefault(table, {})[column] = declared or ""
     return tables

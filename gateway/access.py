@@ -119,9 +119,11 @@ class PolicyGate:
     ``on_denied`` is told of every refusal (the audit log records denied attempts).
     """
 
-    def __init__(self, app: ASGIApp, access: Access, *, on_denied: Denied | None = None) -> None:
+    def __init__(self, app: ASGIApp, access_of: Callable[[Scope], Access], *,
+                 on_denied: Denied | None = None) -> None:
+        """``access_of(scope)``: the policy of the config version the request runs on."""
         self.app = app
-        self.access = access
+        self.access_of = access_of
         self.on_denied = on_denied
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -131,7 +133,7 @@ class PolicyGate:
             await self.app(scope, receive, send)
             return
         try:
-            scope[ADMISSION_KEY] = self.access.admit(principal)
+            scope[ADMISSION_KEY] = self.access_of(scope).admit(principal)
         except AccessDenied as exc:
             log.info("refused %s (roles %s, purpose %s): %s", exc.code,
                      ",".join(principal.roles), principal.purpose, exc)

@@ -97,6 +97,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     customers=args.customers)
 
 
+def cmd_secrets_key(args: argparse.Namespace) -> int:
+    from gateway.secrets import KEY_VARIABLE, new_key
+
+    print(new_key())
+    print(f"Keep it in {KEY_VARIABLE} (the same on every replica); the admin API encrypts the "
+          f"secrets admins type in with it. Lost, they must be typed in again.", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings_help = "\n".join(f"  PANORAMA_{s.name.upper():<22} {s.help} (default: {s.default})"
                               for s in SETTINGS)
@@ -148,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_credential_commands(sub)  # token, apikey
     add_audit_commands(sub)  # audit verify, list, corrections
     add_export_commands(sub)  # export accounts
+
+    key = sub.add_parser("secrets-key", help="print a new key for PANORAMA_SECRETS_KEY (the "
+                                             "admin API's encrypted secrets)")
+    key.set_defaults(func=cmd_secrets_key)
 
     schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
     schema.set_defaults(func=cmd_schema)

@@ -124,20 +124,32 @@ def load_config(path: str | Path, environ: Mapping[str, str]) -> Config:
     return parse_config(document, str(path), path.parent, environ)
 
 
-def parse_config(document: Any, path: str, base_dir: Path, environ: Mapping[str, str]) -> Config:
-    loader = _Loader(base_dir, environ)
+def parse_config(document: Any, path: str, base_dir: Path, environ: Mapping[str, str],
+                 policy_document: Any = None) -> Config:
+    """``policy_document``: the policy file's contents as proposed (the admin API's changes);
+    None: read the file `policy:` names."""
+    loader = _Loader(base_dir, environ, policy_document)
     config = loader.document(document, path)
     if loader.problems:
         raise ConfigError(path, loader.problems)
     return config
 
 
+def resolve_connection(doc: Any, base_dir: Path, environ: Mapping[str, str]
+                       ) -> tuple[dict[str, Any], list[Problem]]:
+    """A source's ``connection:`` with its references resolved, as start-up resolves it."""
+    loader = _Loader(base_dir, environ)
+    return loader.connection(doc, "connection"), loader.problems
+
+
 class _Loader(MappingLoader):
     """Walks the YAML document, collecting problems instead of stopping at the first."""
 
-    def __init__(self, base_dir: Path, environ: Mapping[str, str]) -> None:
+    def __init__(self, base_dir: Path, environ: Mapping[str, str],
+                 policy_document: Any = None) -> None:
         self.base_dir = base_dir
         self.environ = environ
+        self.policy_document = policy_document
         self.problems: list[Problem] = []
 
     def problem(self, location: str, message: str) -> None:
@@ -195,13 +207,24 @@ class _Loader(MappingLoader):
 
     def policy(self, value: Any) -> Any:
         """The policy file, checked against the schema; its problems join the config's."""
-        from gateway.policy import PolicyFileError, load_policy  # gateway.policy imports config
+        from gateway.policy import (  # gateway.policy imports config
+            PolicyFileError,
+            load_policy,
+            parse_policy,
+        )
 
         if not isinstance(value, str) or not value.strip():
             self.problem("policy", "expected the path of a policy file (relative to this file), "
                                    "such as `policy: policies.yaml`; see docs/policies.md")
             return None
         path = self.base_dir / value
+        if self.policy_document is not None:
+            try:
+                return parse_policy(self.policy_document, value)
+            except PolicyFileError as exc:
+                for problem in exc.problems:
+                    self.problem(f"policy {value}: {problem.location}", problem.message)
+                return None
         if not path.is_file():
             self.problem("policy", f"file not found: {path}; the path is relative to the config "
                                    f"file (deploy/policies.example.yaml is a starting point)")

@@ -9,6 +9,7 @@ refuses) are recorded here too, as ``denied`` entries.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Collection
 from typing import Any
@@ -51,6 +52,14 @@ class Privacy:
             await self.log.aclose()
         finally:
             await self.consent.aclose()
+
+    def bound(self, policy: Any) -> Privacy:
+        """This audit log and consent store under ``policy`` (a gateway.policy.Policy): its
+        purposes, and which of them objections apply to. Each config version has its own."""
+        view = copy.copy(self)
+        view.purposes = frozenset(policy.purposes)
+        view.not_objectable = policy.not_objectable
+        return view
 
     def attach(self, context: Any) -> None:
         """Give a request's context (gateway.schema.Context) its audit and its consent gate."""

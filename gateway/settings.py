@@ -95,6 +95,24 @@ def _log_level(text: Any) -> str:
     return value
 
 
+def _config_store(text: Any) -> str:
+    value = str(text).strip()
+    if value in ("", "file"):
+        return "file"
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("expected `file` or a postgresql://user@host:port/database URL")
+    return value
+
+
+def _host_list(text: Any) -> str:
+    import ipaddress
+
+    for part in (p.strip() for p in str(text).split(",")):
+        if "/" in part:
+            ipaddress.ip_network(part, strict=False)
+    return str(text).strip()
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -157,6 +175,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("admin_token", "", "A static bearer credential that authenticates as an admin "
                                "service principal (steward actions included); empty: none. A "
                                "secret: set it in the environment.", secret=True),
+    Setting("config_store", "file",
+            "Where config versions live: `file` (history next to the config file, for one "
+            "gateway) or a postgresql:// URL shared by every replica, which picks a change up "
+            "within a second. May hold a password: set it in the environment.", _config_store,
+            secret=True),
+    Setting("admin_secrets_dir", "",
+            "The directory ${file:...} secret references written through the admin API must "
+            "stay inside; empty: the config file's directory."),
+    Setting("admin_allowed_hosts", "",
+            "Comma-separated hosts (`db.example.com`, `*.shops.example.com`), addresses or "
+            "networks (`10.0.0.0/8`) the admin API may point connectors at; empty: any.",
+            _host_list),
+    Setting("admin_max_body_bytes", 1_048_576,
+            "Largest admin API request body; larger ones get 413.", _positive_int),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -189,6 +221,10 @@ class Settings:
     export_chunk_size: int = 1000
     log_level: str = "info"
     admin_token: str = field(default="", repr=False)
+    config_store: str = field(default="file", repr=False)
+    admin_secrets_dir: str = ""
+    admin_allowed_hosts: str = ""
+    admin_max_body_bytes: int = 1_048_576
 
     @classmethod
     def load(

@@ -51,17 +51,28 @@ class SourceSet:
         self.finance = finance or FinanceConfig()
 
     @classmethod
-    def from_config(cls, config: Config, settings: Settings | None = None) -> SourceSet:
-        """Connectors for every source of ``config``; breakers as ``settings`` say (or defaults)."""
+    def from_config(cls, config: Config, settings: Settings | None = None,
+                    reuse: Mapping[str, Source] | None = None) -> SourceSet:
+        """Connectors for every source of ``config``; breakers as ``settings`` say (or defaults).
+
+        ``reuse``: sources of a previous version configured identically; their connector (its
+        pool) and breaker carry over, so that a reload leaves unchanged sources warm.
+        """
         settings = settings or Settings()
         sources = []
         for rank, sc in enumerate(config.sources.values()):
+            ttl = settings.cache_ttl_seconds if sc.cache_ttl is None else sc.cache_ttl
+            kept = (reuse or {}).get(sc.name)
+            if kept is not None:
+                source = Source(sc, kept.connector, rank, kept.breaker, ttl)
+                source.answered, source.last_error = kept.answered, kept.last_error
+                sources.append(source)
+                continue
             connector_cls = registry.get(sc.kind)
             connector = connector_cls(sc.name, sc.connection, sc.entities(), timeout=sc.timeout,
                                       pool_size=sc.pool_size)
             breaker = CircuitBreaker(sc.name, settings.breaker_failures,
                                      settings.breaker_cooldown_seconds)
-            ttl = settings.cache_ttl_seconds if sc.cache_ttl is None else sc.cache_ttl
             sources.append(Source(sc, connector, rank, breaker, ttl))
         return cls(sources, config.survivorship, config.finance)
 

@@ -50,7 +50,8 @@ async def gateway_client(config_path: str | Path, *, environ: Mapping[str, str] 
             and config.auth.jwt is not None and config.auth.jwt.secret:
         token = token_for(principal, config.auth)
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    app = create_app(Settings.load(overrides={"config": str(config_path), **settings}), config)
+    app = create_app(Settings.load(overrides={"config": str(config_path), **settings}), config,
+                     environ=environ)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://panorama",

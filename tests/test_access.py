@@ -98,7 +98,7 @@ def codes(body: dict) -> list[str]:
 async def test_each_role_sees_its_own_view_of_the_same_customer(config, camille, people):
     answers = {}
     async with gateway_client(config, environ=ENV, principal=None) as client:
-        access = client.app.state.access
+        access = client.app.state.live.current.access
         for role, (principal, token) in people.items():
             query, hidden, path = role_query(access.decider.view_for(principal),
                                              access.decider.catalog, camille)
@@ -143,7 +143,7 @@ async def test_each_role_sees_its_own_view_of_the_same_customer(config, camille,
 
 async def test_a_field_the_role_may_not_read_fails_validation_by_name(config, camille, people):
     async with gateway_client(config, environ=ENV, principal=None) as client:
-        access = client.app.state.access
+        access = client.app.state.live.current.access
         for role, (principal, token) in people.items():
             view = access.decider.view_for(principal)
             body = await ask(client, token, full_query(view, camille))
@@ -227,8 +227,8 @@ async def test_a_customer_sees_themselves_and_no_one_else(world, config, camille
     principal, token = people["customer"]
     other = _known_only_in(world, {"london"})[0]
     async with gateway_client(config, environ=ENV, principal=None) as client:
-        view = client.app.state.access.decider.view_for(principal)
-        query, _, path = role_query(view, client.app.state.access.decider.catalog, camille)
+        view = client.app.state.live.current.access.decider.view_for(principal)
+        query, _, path = role_query(view, client.app.state.live.current.access.decider.catalog, camille)
         own = await ask(client, token, query)
         stranger = await ask(client, token, BY_ID % "id emails { address }", id=other)
         listing = await ask(client, token, "{ customers { edges { node { id } } } }")
@@ -260,11 +260,11 @@ async def test_a_region_bound_role_reads_only_its_regions_sources(world, config,
     query = "id sourceRecords { source } transactions { shop } interactions { channel }"
     async with gateway_client(folder / "panorama.yaml", environ=ENV, principal=None) as client:
         for _ in range(500):  # the readiness probe pings every source (the CRM by a fetch)
-            if client.app.state.sources.ready:
+            if client.app.state.live.current.sources.ready:
                 break
             await asyncio.sleep(0.01)
         asked: list[str] = []
-        for source in client.app.state.sources:
+        for source in client.app.state.live.current.sources:
             fetch = source.connector.fetch
 
             async def spy(q, _fetch=fetch, _name=source.name):
@@ -392,7 +392,7 @@ async def test_every_request_runs_on_its_views_role_schema(config, people):
     request executes on `strawberry_for(view)` of its own view, whose schema introspects
     exactly like the matrix's schema for that (role, purpose)."""
     async with gateway_client(config, environ=ENV, principal=None) as client:
-        access = client.app.state.access
+        access = client.app.state.live.current.access
         used: list[Any] = []
         chosen = access.schemas.strawberry_for
 

@@ -77,7 +77,7 @@ async def test_breaker_opens_after_n_failures_then_answers_without_calling(world
         for _ in range(2):
             failing = await graphql(client, by_email(world))
             assert [e["extensions"]["source"] for e in failing["errors"]] == ["crm"]
-        breaker = client.app.state.sources.get("crm").breaker
+        breaker = client.app.state.live.current.sources.get("crm").breaker
         assert breaker.state is BreakerState.OPEN
         app.state.faults.clear()
         seen = len(app.state.requests)
@@ -100,7 +100,7 @@ async def test_after_the_cooldown_a_successful_trial_closes_the_breaker(world, c
         await ready(client)
         app.state.faults.extend([Fault(500)] * 100)
         await graphql(client, by_email(world))
-        breaker = client.app.state.sources.get("crm").breaker
+        breaker = client.app.state.live.current.sources.get("crm").breaker
         assert breaker.state is BreakerState.OPEN
         app.state.faults.clear()
         await asyncio.sleep(0.5)  # past the cool-down: the next call is the trial
@@ -150,7 +150,7 @@ async def test_the_deadline_cuts_a_hung_source_and_keeps_the_others(world, confi
         started = time.monotonic()
         body = await graphql(client, query, id=encode_id("paris", first["paris"]))
         took = time.monotonic() - started
-        breaker = client.app.state.sources.get("crm").breaker
+        breaker = client.app.state.live.current.sources.get("crm").breaker
     assert took < 15, "the deadline did not cut the hung call"  # generous: it is 1.5 s
     found = {r["source"] for r in body["data"]["customer"]["sourceRecords"]}
     assert found >= {"paris", "london"}

@@ -117,11 +117,12 @@ class CRMConnector(Connector):
         problems: list[str] = []
         async with self.client.budget():
             for entity in self.entities.values():
-                names = await self._property_names(entity.table)
-                if names is None:
+                properties = await self._properties(entity.table)
+                if properties is None:
                     problems.append(f"entity '{entity.name}': object type '{entity.table}' not "
                                     f"found in the CRM (standard: {', '.join(OBJECT_TYPES)})")
                     continue
+                names = list(properties)
                 for logical, ref in entity.fields.items():
                     problem = self._check_ref(entity, logical, ref, names)
                     if problem:
@@ -149,25 +150,29 @@ class CRMConnector(Connector):
         return (f"{where}: property '{ref}' not found on object '{entity.table}' "
                 f"({hint}properties: {shown})")
 
-    async def introspect(self) -> dict[str, list[str]]:
-        """Property names of the engagement and contact objects, and of every mapped one."""
-        tables: dict[str, list[str]] = {}
+    async def introspect(self) -> dict[str, dict[str, str]]:
+        """Properties (name -> CRM type, by name) of the engagement and contact objects, and of
+        every mapped one."""
+        tables: dict[str, dict[str, str]] = {}
         async with self.client.budget():
             for table in dict.fromkeys([*OBJECT_TYPES[:5],
                                         *(e.table for e in self.entities.values())]):
-                names = await self._property_names(table)
-                if names is not None:
-                    tables[table] = sorted(names)
+                properties = await self._properties(table)
+                if properties is not None:
+                    tables[table] = dict(sorted(properties.items()))
         return tables
 
-    async def _property_names(self, table: str) -> list[str] | None:
+    async def _properties(self, table: str) -> dict[str, str] | None:
+        """Property name -> type (HubSpot's ``string``, ``number``, ``datetime``,
+        ``enumeration``, ``bool``...; ``""`` if the CRM gives none) of an object type, in the
+        CRM's order; None if the object type does not exist."""
         what = f"read {table} properties"
         data = await self.client.exchange("GET", f"/crm/v3/properties/{table}", what,
                                           missing_ok=True)
         if data is None:
             return None
         with self.client.shape(what):
-            return [str(p["name"]) for p in data["results"]]
+            return {str(p["name"]): str(p.get("type") or "") for p in data["results"]}
 
     # -- HTTP ------------------------------------------------------------------------------
 

@@ -37,8 +37,10 @@ class ServerHandle:
         self.stop()
 
 
-def serve_in_background(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> ServerHandle:
-    """Serve ``app`` with uvicorn on a daemon thread; ``port=0`` picks a free port.
+def serve_in_background(app: ASGIApp, host: str = "127.0.0.1", port: int = 0,
+                        lifespan: str = "off") -> ServerHandle:
+    """Serve ``app`` with uvicorn on a daemon thread; ``port=0`` picks a free port;
+    ``lifespan="on"`` runs the app's start-up and shut-down (the gateway's).
 
     Returns once the server accepts connections; ``handle.stop()`` shuts it down.
     """
@@ -49,7 +51,8 @@ def serve_in_background(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) ->
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan,  # type: ignore[arg-type]
+                            access_log=False,
                             timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},

@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.secrets import KEY_VARIABLE, new_key
+
 DEMO_TOKEN_ENV = "PANORAMA_DEMO_CRM_TOKEN"
 #: Where the demo keeps its CRM's token of the run (next to the config), for other commands.
 CRM_TOKEN_FILE = "crm.token"
+#: The demo's PANORAMA_SECRETS_KEY, kept next to its config.
+SECRETS_KEY_FILE = "secrets.key"
 
 
 def example_queries(showcase: dict[str, Any]) -> list[tuple[str, str]]:
@@ -129,7 +133,7 @@ async def role_views(app: Any, customer_id: str,
 
     from gateway.demo.views import customer_in, role_query, summary
 
-    access = app.state.access
+    access = app.state.live.current.access
     lines = [f'The same customer as each role sees it: {{ customer(id: "{customer_id}") {{ ... }} '
              f'}} (a customer: {{ me {{ customer {{ ... }} }} }}), asking for what the role may '
              f'select (the rest would be refused by name):']
@@ -187,6 +191,13 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
     token_path.touch(mode=0o600)
     token_path.chmod(0o600)
     token_path.write_text(token + "\n", encoding="utf-8")
+    # The admin API encrypts the passwords admins type in with this key (docs/admin.md); the
+    # demo keeps one next to its config so that they still decrypt on the next run.
+    key_path = directory / SECRETS_KEY_FILE
+    if not key_path.is_file():
+        key_path.touch(mode=0o600)
+        key_path.write_text(new_key() + "\n", encoding="utf-8")
+    os.environ.setdefault(KEY_VARIABLE, key_path.read_text(encoding="utf-8").strip())
     crm = serve_in_background(create_crm_app(world.crm_seed, token=token), "127.0.0.1", crm_port)
     try:
         config = load_config(world.config_path, {**os.environ, DEMO_TOKEN_ENV: token})
@@ -202,7 +213,9 @@ def run_demo(*, directory: Path, host: str, port: int, crm_port: int, seed: int,
         print(f"\nPanorama demo: {len(config.sources)} sources "
               f"({', '.join(config.sources)}) from {world.config_path}")
         print(f"CRM (HubSpot-style API) in-process on {crm.url}")
-        print(f"GraphiQL: {url}\n")
+        print(f"GraphiQL: {url}")
+        print(f"Admin console: http://{host}:{port}/admin (sign in with the admin token below; "
+              f"add a shop, edit mappings and policies, roll back: docs/admin.md)\n")
         for title, query in example_queries(world.showcase):
             print(f"# {title}\n{query}\n")
         minted = mint_tokens(config, customer_id)

@@ -22,9 +22,10 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.access import admission_of
 from gateway.auth.http import principal_of
-from gateway.finance.export import AccountExport, ExportEnv, SourceFailed, export_request
+from gateway.finance.export import AccountExport, SourceFailed, export_request
 from gateway.finance.export_rows import ExportError
 from gateway.me_export import json_error
+from gateway.runtime import runtime_of
 
 log = logging.getLogger("panorama.export")
 MEDIA = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
@@ -35,8 +36,7 @@ class ExportAborted(Exception):
 
 
 class AccountsExportEndpoint:
-    def __init__(self, env: ExportEnv) -> None:
-        self.env = env
+    """``GET /export/accounts``, on the config version the request runs on."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.answer(Request(scope, receive))
@@ -52,8 +52,9 @@ class AccountsExportEndpoint:
             return json_error(f"unknown parameter(s) {', '.join(unknown)}: use format, asOf, "
                           f"currency, cursor, filter", "BAD_USER_INPUT", 400)
         try:
-            export = AccountExport(self.env, principal, admission, export_request(
-                self.env, params.get("format"), params.get("asOf"), params.get("currency"),
+            env = runtime_of(request).export_env
+            export = AccountExport(env, principal, admission, export_request(
+                env, params.get("format"), params.get("asOf"), params.get("currency"),
                 params.getlist("filter"), params.get("cursor")))
             walk = export.blocks()
             # The first chunk before the status line: a source down at once is a clean 503.

@@ -188,7 +188,21 @@ class ConnectorContract:
 
     async def test_introspect_lists_tables_and_columns(self, connector):
         tables = await connector.introspect()
-        assert tables and all(isinstance(cols, list) for cols in tables.values())
+        assert tables and all(isinstance(cols, dict) for cols in tables.values())
+        assert all(isinstance(name, str) and isinstance(declared, str)
+                   for cols in tables.values() for name, declared in cols.items())
+
+    async def test_introspect_gives_each_column_its_declared_type(self, connector):
+        tables = await connector.introspect()
+        customer, note = connector.entities["customer"], connector.entities["note"]
+        people = tables[customer.table]
+        # every column the mapping reads is there (an association is no column)
+        assert {c for c in customer.fields.values() if "." not in c} <= set(people)
+        # the key is a number: INTEGER in SQL (int4, int...), a CRM's 'number'
+        key_type = people[customer.fields["id"]].lower()
+        assert "int" in key_type or key_type == "number", key_type
+        # the note date holds a point in time: TIMESTAMP in SQL, a CRM's 'datetime'
+        assert "time" in tables[note.table][note.fields["date"]].lower()
 
     async def test_unreachable_source_is_unavailable_and_names_only_the_source(
             self, unreachable_connector):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -440,6 +441,31 @@ async def test_introspect_lists_the_engagement_objects(connector):
     assert {"firstname", "loyalty_card", "hs_searchable_calculated_phone_number"} <= set(
         tables["contacts"])
     assert "hs_note_body" in tables["notes"]
+    # each property with the CRM's type for it, properties by name
+    contacts = tables["contacts"]
+    assert list(contacts) == sorted(contacts)
+    assert contacts["hs_object_id"] == "number"
+    assert contacts["createdate"] == "datetime"
+    assert contacts["firstname"] == "string"
+    assert contacts["hs_email_optout"] == "enumeration"
+    assert contacts["hs_searchable_calculated_phone_number"] == "string"
+    assert tables["notes"]["hs_timestamp"] == "datetime"
+    assert tables["calls"]["hs_call_duration"] == "number"
+
+
+async def test_introspect_keeps_a_property_the_crm_gives_no_type(fresh_crm):
+    url, app = fresh_crm
+    c = make(url)
+    # the first request, for the contacts' properties, gets this answer
+    app.state.faults.append(Fault(200, body=json.dumps({"results": [
+        {"name": "email", "type": "string"}, {"name": "vip"},
+        {"name": "is_member", "type": "bool"}]}).encode()))
+    try:
+        tables = await c.introspect()
+        assert tables["contacts"] == {"email": "string", "is_member": "bool", "vip": ""}
+        assert tables["notes"]["hs_timestamp"] == "datetime"
+    finally:
+        await c.aclose()
 
 
 async def test_phone_tail_on_phone_and_mobilephone_is_one_filter_group(fresh_crm):

@@ -7,6 +7,7 @@ import inspect
 import re
 import sqlite3
 import time
+from contextlib import closing
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -62,6 +63,17 @@ CAMEL = EntityMap("buyer", "Customer", "id", {
 SLOW = EntityMap("slow", "slow_backend", "id", {"id": "id", "backend": "backend"})
 #: One row that takes seconds.
 SLEEPY = EntityMap("sleepy", "sleepy", "id", {"id": "id"})
+
+
+#: What introspection reports, per engine, for the contract tables' INTEGER, VARCHAR(n),
+#: TIMESTAMP, NUMERIC(10, 2) and DOUBLE PRECISION columns, as ``conftest.ddl`` transpiles
+#: them: information_schema.columns.data_type, or SQLite's type exactly as declared.
+INTROSPECTED_TYPES = {
+    "postgres": ("integer", "character varying", "timestamp without time zone", "numeric",
+                 "double precision"),
+    "mariadb": ("int", "varchar", "datetime", "decimal", "double"),
+    "sqlite": ("INTEGER", "TEXT({})", "TIMESTAMP", "REAL(10, 2)", "REAL"),
+}
 
 
 class SQLContract(ConnectorContract):
@@ -239,9 +251,21 @@ class SQLContract(ConnectorContract):
 
     async def test_introspect_lists_columns_in_table_order(self, connector):
         tables = await connector.introspect()
-        assert tables["contract_people"] == ["id", "given_name", "family_name", "email", "phone",
-                                             "city", "card"]
-        assert tables["Customer"] == ["CustomerId", "FirstName", "AddressId"]
+        assert list(tables["contract_people"]) == ["id", "given_name", "family_name", "email",
+                                                   "phone", "city", "card"]
+        assert list(tables["Customer"]) == ["CustomerId", "FirstName", "AddressId"]
+
+    async def test_introspect_gives_the_engines_own_type_names(self, connector):
+        integer, text, timestamp, numeric, double = INTROSPECTED_TYPES[self.connector_class.kind]
+        tables = await connector.introspect()
+        assert tables["contract_people"] == {
+            "id": integer, "given_name": text.format(100), "family_name": text.format(100),
+            "email": text.format(200), "phone": text.format(50), "city": text.format(100),
+            "card": text.format(50)}
+        assert tables["contract_payments"]["amount"] == numeric
+        assert tables["contract_payments"]["fee"] == double
+        assert tables["contract_notes"]["created_at"] == timestamp
+        assert tables["Customer"]["CustomerId"] == integer
 
     async def test_pool_is_bounded(self, make):
         connector = make({"customer": contract_entities()["customer"], "slow": SLOW},
@@ -346,6 +370,16 @@ class TestSQLite(SQLContract):
         with pytest.raises(SourceUnavailable, match="FileNotFoundError"):
             await connector.ping()
         assert not (tmp_path / "absent.db").exists()
+
+    async def test_introspect_gives_an_untyped_column_an_empty_type(self, make, tmp_path):
+        path = tmp_path / "untyped.db"
+        with closing(sqlite3.connect(path)) as conn:
+            conn.executescript("CREATE TABLE loose (id INTEGER PRIMARY KEY, anything, note TEXT);"
+                               " CREATE VIEW loose_view AS SELECT id, anything || '' AS joined"
+                               " FROM loose;")
+        tables = await make(connection={"path": str(path)}).introspect()
+        assert tables == {"loose": {"id": "INTEGER", "anything": "", "note": "TEXT"},
+                          "loose_view": {"id": "INTEGER", "joined": ""}}
 
     async def test_the_file_is_opened_read_only(self, connector):
         await connector.ping()
