@@ -19,6 +19,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	bash .ci/services
+	bash .ci/browser
 	$(BIN)/ruff check connectors gateway tests examples
 	$(BIN)/mypy
 	$(BIN)/pytest -q

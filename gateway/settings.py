@@ -99,8 +99,11 @@ def _config_store(text: Any) -> str:
     value = str(text).strip()
     if value in ("", "file"):
         return "file"
+    if value.startswith("file:") and len(value) > len("file:"):
+        return value
     if not value.startswith(("postgresql://", "postgres://")):
-        raise ValueError("expected `file` or a postgresql://user@host:port/database URL")
+        raise ValueError("expected `file`, `file:DIR` or a postgresql://user@host:port/database "
+                         "URL")
     return value
 
 
@@ -177,8 +180,9 @@ SETTINGS: tuple[Setting, ...] = (
                                "secret: set it in the environment.", secret=True),
     Setting("config_store", "file",
             "Where config versions live: `file` (history next to the config file, for one "
-            "gateway) or a postgresql:// URL shared by every replica, which picks a change up "
-            "within a second. May hold a password: set it in the environment.", _config_store,
+            "gateway), `file:DIR` (history in DIR) or a postgresql:// URL shared by every "
+            "replica, which picks a change up within a second. May hold a password: set it in "
+            "the environment.", _config_store,
             secret=True),
     Setting("admin_secrets_dir", "",
             "The directory ${file:...} secret references written through the admin API must "

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import re
 import sqlite3
 import subprocess
+import tempfile
 from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +24,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "examples" / "samples.yaml"
+#: The gateway keeps config versions next to its config; not in the repository during tests.
+HISTORY = f"file:{tempfile.mkdtemp(prefix='panorama-samples-history-')}"
 LOADER = REPO / "examples" / "load_samples.py"
 
 SHOPS = {
@@ -107,7 +111,7 @@ async def _all_customers() -> list[dict]:
     nodes: list[dict] = []
     cursors: set[str] = set()
     after = None
-    async with gateway_client(CONFIG) as client:
+    async with gateway_client(CONFIG, config_store=HISTORY) as client:
         for _ in range(100):  # 658 customers: 7 pages; a bound against a paging loop
             data = await _graphql(client, PAGE_QUERY, {"after": after})
             page = data["customers"]
@@ -219,7 +223,7 @@ def _pagila_rows(sql: str) -> list[list[str]]:
 async def test_sources_are_the_three_shops_in_their_engines(samples: Path) -> None:
     from tests.gateway_client import gateway_client
 
-    async with gateway_client(CONFIG) as client:
+    async with gateway_client(CONFIG, config_store=HISTORY) as client:
         data = await _graphql(client, "{ sources { name kind shop } }")
     assert {s["name"]: (s["kind"], s["shop"]) for s in data["sources"]} == {
         "sakila": ("mariadb", SHOPS["sakila"]),
@@ -235,7 +239,7 @@ def _payments(rows: list[list[str]]) -> list[tuple[str, Decimal]]:
 async def test_customer_by_email_has_payments_of_both_shops(samples: Path) -> None:
     from tests.gateway_client import gateway_client
 
-    async with gateway_client(CONFIG) as client:
+    async with gateway_client(CONFIG, config_store=HISTORY) as client:
         data = await _graphql(client, BY_EMAIL_QUERY, {"email": "mary.smith@sakilacustomer.org"})
     customer = data["customerByEmail"]
     assert customer is not None
@@ -280,7 +284,7 @@ async def test_chinook_invoice_totals_are_exact_decimals(samples: Path) -> None:
             (str(i), Decimal(repr(total)))
             for i, total in db.execute("SELECT InvoiceId, Total FROM Invoice WHERE CustomerId = 1")
         )
-    async with gateway_client(CONFIG) as client:
+    async with gateway_client(CONFIG, config_store=HISTORY) as client:
         data = await _graphql(client, BY_EMAIL_QUERY, {"email": "luisg@embraer.com.br"})
     customer = data["customerByEmail"]
     assert [r["source"] for r in customer["sourceRecords"]] == ["chinook"]
@@ -311,6 +315,7 @@ def test_panorama_serve_answers_over_sakila_pagila_and_chinook(samples: Path) ->
         port = sock.getsockname()[1]
     panorama = str(Path(sys.executable).parent / "panorama")
     process = subprocess.Popen([panorama, "serve", "--config", str(CONFIG), "--port", str(port)],
+                               env={**os.environ, "PANORAMA_CONFIG_STORE": HISTORY},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:

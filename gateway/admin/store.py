@@ -120,16 +120,16 @@ def _write_atomically(path: Path, text: str) -> None:
 class FileStore:
     """Versions as files in ``<config stem>.history/``; the live files rewritten on commit."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, history_dir: Path | None = None) -> None:
         self.config_path = config_path
-        self.dir = config_path.parent / f"{config_path.stem}.history"
+        self.dir = history_dir or config_path.parent / f"{config_path.stem}.history"
         self._lock_path = self.dir / ".lock"
 
     async def open(self, initial: ConfigDocument) -> Version:
         return await asyncio.to_thread(self._open, initial)
 
     def _open(self, initial: ConfigDocument) -> Version:
-        self.dir.mkdir(exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
         with self._locked():
             numbers = self._numbers()
             if not numbers:
@@ -236,11 +236,14 @@ class FileStore:
 
 
 def open_config_store(url: str, config_path: Path) -> ConfigStore:
-    """``file`` (the default) or a ``postgresql://`` URL."""
+    """``file`` (the default: history next to the config), ``file:DIR`` (history in DIR) or a
+    ``postgresql://`` URL."""
     if url in ("", "file"):
         return FileStore(config_path)
+    if url.startswith("file:"):
+        return FileStore(config_path, Path(url.removeprefix("file:")))
     if url.startswith(("postgresql://", "postgres://")):
         from gateway.admin.store_postgres import PostgresStore
 
         return PostgresStore(url)
-    raise StoreError("config_store: expected `file` or a postgresql:// URL")
+    raise StoreError("config_store: expected `file`, `file:DIR` or a postgresql:// URL")
