@@ -421,3 +421,19 @@ async def test_replicas_sharing_postgresql_serve_a_change_within_a_second(config
             await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
             await connection.close()
+
+
+async def test_a_mapping_with_yaml_booleans_reads_as_json_and_writes_back_unchanged(config):
+    """Paris joins its addresses `on:` a condition, which YAML 1.1 reads as the key `true`."""
+    async with admin(config) as client:
+        read = await client.get("/admin/api/mappings/paris")
+        assert read.status_code == 200, read.text
+        joins = read.json()["item"]["customer"]["joins"]
+        assert joins[0]["on"] == "domicile.id = clients.adresse_id"
+        written = await client.put("/admin/api/mappings/paris", headers={"if-match": etag(read)},
+                                   json={"item": read.json()["item"], "reason": "round trip"})
+        assert written.status_code == 200, written.text
+        assert written.json()["item"] == read.json()["item"]
+        body, version = await ask(client, '{ customerByEmail(email: "camille.martin@example.fr") '
+                                          '{ addresses { city } } }')
+        assert version == "2" and body["data"]["customerByEmail"]["addresses"]

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admin.changes import BadRequest, Change, parse_changes
 from gateway.admin.checks import located
-from gateway.admin.document import ConfigDocument, diff
+from gateway.admin.document import ConfigDocument, diff, json_ready
 from gateway.admin.service import MAX_REASON, AdminService, Invalid
 from gateway.admin.store import StaleVersion, StoreError
 from gateway.auth.http import SCOPE_KEY, error_response
@@ -302,7 +302,8 @@ class AdminApi:
             version, document = await self._head()
             if document.policy is None:
                 raise LookupError("the config names no policy file (`policy:`)")
-            return _json({"version": version, "item": document.policy}, version=version)
+            return _json({"version": version, "item": json_ready(document.policy)},
+                         version=version)
         body = await read_body(request, self.max_body, ("item", "reason"))
         changes = parse_changes([{"op": "put", "kind": "policy-document", "name": "policy",
                                   "item": body.get("item")}])

@@ -65,13 +65,13 @@ class ConfigDocument:
         spec = self.sources.get(name)
         if not isinstance(spec, Mapping):
             return None
-        return {k: copy.deepcopy(spec[k]) for k in MAPPING_KEYS if k in spec}
+        return {k: json_ready(spec[k]) for k in MAPPING_KEYS if k in spec}
 
     def roles(self) -> Mapping[str, Any]:
         return (self.policy or {}).get("roles") or {}
 
     def role(self, name: str) -> Any:
-        return copy.deepcopy(self.roles().get(name))
+        return json_ready(self.roles().get(name))
 
     def to_yaml(self) -> str:
         """Both documents as one YAML text, secrets redacted: what history diffs compare."""
@@ -117,6 +117,18 @@ def diff(before: ConfigDocument | None, after: ConfigDocument, label: str) -> st
     old = before.to_yaml().splitlines(keepends=True) if before else []
     return "".join(difflib.unified_diff(old, after.to_yaml().splitlines(keepends=True),
                                         "before", label))
+
+
+def json_ready(value: Any) -> Any:
+    """A copy whose keys are all text. YAML 1.1 reads an unquoted ``on:`` (a join's condition)
+    as the boolean true, and dates as dates; JSON keys are strings, and the config loader takes
+    ``on`` back either way."""
+    if isinstance(value, Mapping):
+        return {("on" if k is True else "off" if k is False else str(k)): json_ready(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_ready(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def is_secret(key: str, value: Any) -> bool:
