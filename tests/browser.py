@@ -1,8 +1,8 @@
 """Headless Chromium through Selenium for the browser tests: Debian's chromium and chromedriver.
 
 The driver is always given the binaries' paths, so Selenium Manager never tries a download (none
-works on these machines). ``.ci/browser`` installs the two packages when they are missing; a test
-module skips when they are still not there.
+works on these machines). ``.ci/browser`` (run by ``make test``) installs the two packages when
+they are missing; without them the browser tests fail, saying what to run, rather than skip.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def browser_fixture() -> Iterator:
     """One headless Chromium for a test module (pages are reset by navigating)."""
     reason = browser_missing()
     if reason:
-        pytest.skip(reason)
+        pytest.fail(f"the console's browser tests cannot run: {reason}; `make test` installs "
+                    f"what they need")
     profile = Path(tempfile.mkdtemp(prefix="panorama-chromium-"))
     driver = new_driver(profile)
     try:

@@ -8,31 +8,25 @@ and one browser tab: the last one (the README story) changes the configuration a
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-from tests.admin_world import admin_gateway
-from tests.browser import browser_fixture  # noqa: F401  (the fixture `browser`, one per module)
-
-pytest.importorskip("selenium")
-
-from selenium.common.exceptions import (  # noqa: E402
+from selenium.common.exceptions import (
     NoSuchElementException,
     StaleElementReferenceException,
     TimeoutException,
 )
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.admin_world import admin_gateway
+from tests.browser import browser_fixture  # noqa: F401  (the fixture `browser`, one per module)
 
 WAIT = 20           # seconds for anything the page does (API answers, introspection, saves)
 DEMO_SOURCES = {"paris", "london", "berlin", "crm"}
@@ -61,51 +55,11 @@ LUIS_QUERY = f'{{ customerByEmail(email: "{LUIS}") {{ id sourceRecords {{ source
 
 # --------------------------------------------------------------------------- the served world
 
-class _LoopThread:
-    """An event loop in a thread of its own, so an async context manager can stay open for the
-    whole module while the (synchronous) browser tests run."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="admin-world", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any, timeout: float = 120) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-def _is_fixture(obj: Any) -> bool:
-    return hasattr(obj, "_pytestfixturefunction") or type(obj).__name__ == "FixtureFunctionDefinition"
-
-
 @pytest.fixture(scope="module")
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The real gateway over the demo world: ``.url``, ``.admin_token``, ``.chinook_path``."""
-    if _is_fixture(admin_gateway):
-        yield request.getfixturevalue("admin_gateway")
-        return
-    needs_folder = any(p.default is inspect.Parameter.empty
-                       and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                       for p in inspect.signature(admin_gateway).parameters.values())
-    manager = admin_gateway(tmp_path_factory.mktemp("admin-world")) if needs_folder else admin_gateway()
-    if hasattr(manager, "__aenter__"):
-        loop = _LoopThread()
-        try:
-            opened = loop.run(manager.__aenter__())
-            try:
-                yield opened
-            finally:
-                loop.run(manager.__aexit__(None, None, None))
-        finally:
-            loop.close()
-    else:
-        with manager as opened:
-            yield opened
+    with admin_gateway(tmp_path_factory.mktemp("admin-world")) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")
