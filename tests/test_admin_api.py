@@ -331,6 +331,10 @@ async def test_validate_checks_the_live_source_and_points_at_the_field(config):
         # Structure alone cannot know the column: valid without the live check.
         offline = await client.post("/admin/api/validate", json={"changes": changes, "live": False})
         assert offline.json()["valid"] is True
+        right = [changes[0], {**changes[1], "item": CHINOOK_MAPPING}]
+        fine = (await client.post("/admin/api/validate", json={"changes": right})).json()
+        assert fine["valid"] is True, fine
+        assert fine["sources"]["chinook"]["Customer"]["FirstName"] == "NVARCHAR(40)"
         missing = [{"op": "put", "kind": "connector", "name": "chinook",
                     "item": {**CHINOOK_CONNECTOR, "connection": {"path": "nowhere.db"}}},
                    changes[1]]

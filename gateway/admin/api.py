@@ -345,11 +345,12 @@ class AdminApi:
         changes = parse_changes(body.get("changes"))
         version, _ = await self._head()
         try:
-            await self.service.propose(changes, live=body.get("live", True) is True)
+            proposal = await self.service.propose(changes, live=body.get("live", True) is True)
         except Invalid as exc:
             return _json({"version": version, "valid": False,
                           "problems": [located(p) for p in exc.problems]}, version=version)
-        return _json({"version": version, "valid": True, "problems": []}, version=version)
+        return _json({"version": version, "valid": True, "problems": [],
+                      "sources": proposal.described}, version=version)
 
     def probe(self, introspect: bool) -> Handler:
         async def handler(request: Request) -> Response:

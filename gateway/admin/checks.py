@@ -117,35 +117,48 @@ def check_document(document: ConfigDocument, path: str, base_dir: Path,
     return Checked(config if not problems else None, problems)
 
 
-async def check_live(sources: Iterable[SourceConfig], timeout: float = 10.0) -> list[Problem]:
-    """Each source answers and its mapping matches the live schema; connections closed after."""
+async def check_live(sources: Iterable[SourceConfig], timeout: float = 10.0
+                     ) -> tuple[list[Problem], dict[str, dict[str, dict[str, str]]]]:
+    """Each source answers and its mapping matches the live schema; connections closed after.
 
-    async def one(source: SourceConfig) -> list[Problem]:
+    Also returns, for each source that passed, the tables (CRM objects) its mapping reads with
+    their columns (properties) and declared types, as the source itself describes them.
+    """
+
+    async def one(source: SourceConfig) -> tuple[list[Problem], dict[str, dict[str, str]]]:
         where = f"sources.{source.name}"
-        connector = registry.get(source.kind)(source.name, source.connection, source.entities(),
+        entities = source.entities()
+        connector = registry.get(source.kind)(source.name, source.connection, entities,
                                               timeout=source.timeout, pool_size=1)
         try:
             await connector.ping()
             try:
                 found = await connector.verify()
             except Unsupported:
-                found = []
-            return [Problem(where, message) for message in found]
+                return [], {}
+            if found:
+                return [Problem(where, message) for message in found], {}
+            tables = await connector.introspect()
+            read = {t for e in entities.values() for t in (e.table, *(j.table for j in e.joins))}
+            return [], {t: tables[t] for t in sorted(read) if t in tables}
         except ConnectorError as exc:
             return [Problem(f"{where}.connection", f"cannot reach the source ({exc.code}): "
-                                                   f"{exc.detail}")]
+                                                   f"{exc.detail}")], {}
         finally:
             await connector.aclose()
 
-    async def bounded(source: SourceConfig) -> list[Problem]:
+    async def bounded(source: SourceConfig) -> tuple[list[Problem], dict[str, dict[str, str]]]:
         try:
             return await asyncio.wait_for(one(source), timeout)
         except TimeoutError:
             return [Problem(f"sources.{source.name}.connection",
-                            f"no answer within {timeout:g} s; check the host and port")]
+                            f"no answer within {timeout:g} s; check the host and port")], {}
 
-    found = await asyncio.gather(*(bounded(s) for s in sources))
-    return [p for problems in found for p in problems]
+    listed = list(sources)
+    results = await asyncio.gather(*(bounded(s) for s in listed))
+    problems = [p for found, _ in results for p in found]
+    described = {s.name: tables for s, (_, tables) in zip(listed, results, strict=True) if tables}
+    return problems, described
 
 
 def located(problem: Problem) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class Invalid(ValueError):
 class Proposal:
     document: ConfigDocument
     config: Config
+    #: With a live check: the tables each changed source's mapping reads, with column types.
+    described: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: Runs a GraphQL query on a runtime as a principal: (runtime, principal, query, variables).
@@ -114,9 +116,10 @@ class AdminService:
         if live:
             running = self.live.current.config.sources
             changed = [s for name, s in checked.config.sources.items() if running.get(name) != s]
-            problems = await check_live(changed)
+            problems, described = await check_live(changed)
             if problems:
                 raise Invalid(problems)
+            return Proposal(document, checked.config, described)
         return Proposal(document, checked.config)
 
     def _check(self, document: ConfigDocument) -> Any:
