@@ -36,9 +36,12 @@ from gateway.config import Config, load_config
 from gateway.crosswalk import KeyHasher, open_crosswalk
 from gateway.faults import BreakerState
 from gateway.finance.export_http import AccountsExportEndpoint
+from gateway.hardening import parse_body, refuse_request
 from gateway.linking import Linker
+from gateway.logs import RequestIdMiddleware
 from gateway.matching import Matcher
 from gateway.me_export import ExportEndpoint
+from gateway.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from gateway.policy import AccessDenied
 from gateway.principal import Principal
 from gateway.privacy import Privacy
@@ -160,6 +163,18 @@ class GraphQLView(GraphQL):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    async def run(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Content type (415), body size (413) and batches (400) before anything else."""
+        if isinstance(request, Request):
+            refused = await refuse_request(request, self.settings.max_body_bytes)
+            if refused is not None:
+                return refused
+        return await super().run(request, *args, **kwargs)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        """strawberry's, plus application/graphql (the query text) and the other JSON type."""
+        return await parse_body(request, super().parse_http_body)
+
 
 async def forget_changed_sources(cache: SourceCache, old: Runtime, new: Runtime) -> None:
     """A source whose config changed (or that went) may answer differently: drop its cached
@@ -272,6 +287,7 @@ def create_app(settings: Settings, config: Config | None = None,
             *console_routes(),
             Route("/healthz", healthz),
             Route("/readyz", ConfigScope(request_response(readyz), live)),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),  # 404 unless metrics_enabled
         ],
         lifespan=lifespan,
     )
@@ -280,4 +296,11 @@ def create_app(settings: Settings, config: Config | None = None,
     app.state.privacy = privacy
     app.state.cache = cache
     app.state.admin = admin
+    # Metrics and traces (docs/observability.md), with a registry of this app's own; the
+    # middleware added last runs first, so the request id is set before anything else logs.
+    app.state.metrics = Metrics(live, cache, view.schema) if settings.metrics_enabled else None
+    if settings.metrics_enabled or settings.tracing_enabled:
+        app.add_middleware(MetricsMiddleware, metrics=app.state.metrics,
+                           tracing=settings.tracing_enabled)
+    app.add_middleware(RequestIdMiddleware, access_log=settings.log_format == "json")
     return app

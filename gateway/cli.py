@@ -24,9 +24,14 @@ def _settings(args: argparse.Namespace, file_section: dict | None = None) -> Set
 def _serve(settings: Settings, app) -> None:
     import uvicorn
 
+    from gateway.logs import configure_logging
+
     logging.getLogger().setLevel(settings.log_level.upper())
+    configure_logging(settings.log_format)
+    # JSON logs: uvicorn's own lines go through the same (root) handlers instead of its own.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False)
+                access_log=False, log_config=None if settings.log_format == "json" else
+                uvicorn.config.LOGGING_CONFIG)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

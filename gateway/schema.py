@@ -14,7 +14,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import Info
 
 from gateway import graphql_types as gt
@@ -23,6 +23,7 @@ from gateway.audit_trail import AuditExtension
 from gateway.finance.schema import account_of
 from gateway.finance.segments import AccountSegment, SegmentDimension, account_segments
 from gateway.finance.types import Account
+from gateway.hardening import CostLimit, Hardening, MaskInternalErrors
 from gateway.identity import Cluster
 from gateway.planner import CustomerFilter as FilterValue
 from gateway.planner import FilterError, card_key
@@ -280,11 +281,15 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         # Factories: a fresh extension per request; the parse/validation LRU caches are shared.
         # The audit extension comes first, so that it ends last and sees the final answer.
-        extensions=[AuditExtension, lambda: ParserCache(maxsize=256),
-                    lambda: ValidationCache(maxsize=256),
-                    lambda: MaskErrors(should_mask_error=_mask,
-                                       error_message="Internal error; the gateway's log has the "
-                                                     "details.")],
+        # Hardening (the request limits, gateway.hardening) sets the token limit before parsing
+        # and adds its rule before ValidationCache validates, CostLimit checks the estimated
+        # cost with the variables after it; MaskInternalErrors answers a
+        # correlation id that the log line with the traceback carries.
+        extensions=[AuditExtension, Hardening, lambda: ParserCache(maxsize=256),
+                    lambda: ValidationCache(maxsize=256), CostLimit,
+                    lambda: MaskInternalErrors(should_mask_error=_mask,
+                                               error_message="Internal error; the gateway's log "
+                                                             "has the details.")],
     )
 
 

@@ -38,6 +38,13 @@ def _count(text: Any) -> int:
     return value
 
 
+def _depth(text: Any) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:  # the depth check walks one Python frame per level
+        raise ValueError("expected a whole number from 1 to 100")
+    return value
+
+
 def _seconds(text: Any) -> float:
     value = float(text)
     if not value > 0 or value == float("inf"):
@@ -193,6 +200,30 @@ SETTINGS: tuple[Setting, ...] = (
             _host_list),
     Setting("admin_max_body_bytes", 1_048_576,
             "Largest admin API request body; larger ones get 413.", _positive_int),
+    Setting("max_query_depth", 10,
+            "Most fields on one path of a GraphQL operation (1 to 100); deeper: QUERY_TOO_DEEP.",
+            _depth),
+    Setting("max_aliases", 15, "Most aliases in one operation; more: TOO_MANY_ALIASES.", _count),
+    Setting("max_tokens", 2000,
+            "Most tokens (comments included) in a GraphQL document; more: TOO_MANY_TOKENS.",
+            _positive_int),
+    Setting("max_directives", 50, "Most directives in one operation; more: TOO_MANY_DIRECTIVES.",
+            _count),
+    Setting("max_query_cost", 20_000,
+            "Highest estimated cost of an operation (docs/security.md); more: QUERY_TOO_COSTLY.",
+            _positive_int),
+    Setting("max_body_bytes", 1_048_576,
+            "Largest POST /graphql request body; larger ones get 413 (BODY_TOO_LARGE).",
+            _positive_int),
+    Setting("metrics_enabled", True,
+            "Serve Prometheus metrics on GET /metrics (no credential: keep it inside the network "
+            "boundary); false: 404.", _bool),
+    Setting("log_format", "text",
+            "Log lines as `text` (as before) or `json` (one object per line, with the request id).",
+            lambda text: __import__("gateway.logs", fromlist=["log_format"]).log_format(text)),
+    Setting("tracing_enabled", False,
+            "OpenTelemetry spans per request and source call, when opentelemetry-api is installed "
+            "(exporter: the OpenTelemetry SDK's own configuration).", _bool),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -229,6 +260,15 @@ class Settings:
     admin_secrets_dir: str = ""
     admin_allowed_hosts: str = ""
     admin_max_body_bytes: int = 1_048_576
+    max_query_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 2000
+    max_directives: int = 50
+    max_query_cost: int = 20_000
+    max_body_bytes: int = 1_048_576
+    metrics_enabled: bool = True
+    log_format: str = "text"
+    tracing_enabled: bool = False
 
     @classmethod
     def load(

@@ -25,6 +25,7 @@ from gateway.finance.types import RiskClass
 from tests.gateway_client import gateway_client
 from tests.servers import demo_config_copy, running_crm
 from tests.test_examples import CONFIG as SAMPLES_CONFIG
+from tests.test_examples import HISTORY as SAMPLES_HISTORY
 from tests.test_examples import samples  # noqa: F401 (the fixture that loads the samples)
 
 AS_OF = date(2026, 9, 30)
@@ -255,7 +256,7 @@ def test_sums_run_in_the_sources_as_group_by_and_match_the_databases(samples) ->
     import asyncio
 
     async def ask() -> dict:
-        async with gateway_client(SAMPLES_CONFIG) as client:
+        async with gateway_client(SAMPLES_CONFIG, config_store=SAMPLES_HISTORY) as client:
             response = await client.post("/graphql", json={
                 "query": ACCOUNT_OF_MARY, "extensions": {"explain": True}})
             return response.json()

@@ -330,7 +330,8 @@ async def test_many_lookups_in_one_request_each_answer_their_own_customer(world,
     from gateway.indexing_cli import run_index
 
     assert await run_index(load_config(config, ENV), full=True) == 0
-    async with gateway_client(config, environ=ENV) as client:
+    # 60 aliased lookups in one request: above the default max_aliases (15) on purpose.
+    async with gateway_client(config, environ=ENV, max_aliases=60) as client:
         page = await graphql(client, "{ customers(first: 60) { edges { node { id } } } }")
         ids = [e["node"]["id"] for e in page["data"]["customers"]["edges"]]
         alone = {}
