@@ -83,17 +83,34 @@ def _message(record: logging.LogRecord) -> str:
     return message
 
 
+class ScrubEchoes(logging.Filter):
+    """Blank the quoted literals of strawberry's and graphql-core's records (message and
+    traceback alike): they may quote a value a caller sent, an e-mail say, in either format."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(ECHOING):
+            record.msg, record.args = _message(record), None
+            if record.exc_info:
+                text = logging.Formatter().formatException(record.exc_info)
+                record.exc_info, record.exc_text = None, QUOTED.sub('"…"', text)
+        return True
+
+
 def configure_logging(log_format: str) -> None:
-    """``json``: the root logger writes JSON lines to stderr. ``text``: logging as it was."""
+    """``json``: the root logger writes JSON lines to stderr. ``text``: logging as it was.
+    Either way, values a caller sent never reach a log line through strawberry's errors."""
     install_record_factory()
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
+    for handler in root.handlers:
+        if not any(isinstance(f, ScrubEchoes) for f in handler.filters):
+            handler.addFilter(ScrubEchoes())
     if log_format != "json":
         return
     # httpx logs every request's full URL at info (a CRM query string, a host): warnings only.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(logging.getLogger(name).level, logging.WARNING))
-    root = logging.getLogger()
-    if not root.handlers:
-        root.addHandler(logging.StreamHandler())
     for handler in root.handlers:  # every line JSON, never a text line beside it
         handler.setFormatter(JsonFormatter())
 

@@ -264,3 +264,28 @@ async def test_refused_and_invalid_requests_are_counted_without_their_text(confi
     assert value(samples, "panorama_request_seconds_count", operation="anonymous",
                  status=status) == 1
     assert "x@y.z" not in text and "nope" not in text
+
+
+def test_text_logs_do_not_echo_rejected_values_either():
+    """graphql-core quotes a rejected value in its message; strawberry logs it."""
+    import io
+
+    from gateway.logs import configure_logging
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        configure_logging("text")
+        try:
+            raise ValueError('Int cannot represent non-integer value: "jo@example.org"')
+        except ValueError:
+            logging.getLogger("strawberry.execution").exception(
+                'Expected "%s"', "jo@example.org")
+        logging.getLogger("panorama.app").warning("a gateway line stays as written")
+    finally:
+        root.removeHandler(handler)
+    text = stream.getvalue()
+    assert "jo@example.org" not in text and 'Expected "…"' in text
+    assert "ValueError" in text and "a gateway line stays as written" in text
