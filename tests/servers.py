@@ -62,3 +62,33 @@ def demo_config_copy(world_config: Path, crm_url: str, folder: Path) -> Path:
     path = folder / "panorama.yaml"
     path.write_text(path.read_text().replace(UNSET_CRM, crm_url))
     return path
+
+
+def demo_world_fixtures(customers: int, token: str) -> tuple[Any, Any, Any]:
+    """The fixtures ``world``, ``crm`` and ``config`` of a test module on the demo world:
+
+        world, crm, config = demo_world_fixtures(customers=40, token=TOKEN)
+
+    ``world``: built once per module; ``crm``: a CRM server of the test's own on loopback
+    (``(url, app)``: its request log and fault queue start empty); ``config``: a copy of the demo
+    config pointed at that CRM, which the test may edit.
+    """
+    import pytest
+
+    from gateway.demo.world import build_world
+
+    @pytest.fixture(scope="module")
+    def world(tmp_path_factory: Any) -> Any:
+        return build_world(tmp_path_factory.mktemp("world"), customers=customers,
+                           crm_url=UNSET_CRM)
+
+    @pytest.fixture
+    def crm(world: Any) -> Iterator[tuple[str, Starlette]]:
+        with running_crm(world.crm_seed, token=token) as (url, app):
+            yield url, app
+
+    @pytest.fixture
+    def config(world: Any, crm: tuple[str, Starlette], tmp_path: Path) -> Path:
+        return demo_config_copy(world.config_path, crm[0], tmp_path / "demo")
+
+    return world, crm, config

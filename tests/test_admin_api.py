@@ -18,11 +18,10 @@ from gateway import secrets
 from gateway.admin.store import read_document
 from gateway.audit import AuditFilter
 from gateway.config import load_config
-from gateway.demo.world import build_world
 from gateway.principal import Principal
 from tests.admin_world import CHINOOK, CRM_TOKEN, ENV
 from tests.gateway_client import gateway_client, token_for
-from tests.servers import demo_config_copy, running_crm
+from tests.servers import demo_world_fixtures
 
 KEY = secrets.new_key()
 ENVIRON = {**ENV, secrets.KEY_VARIABLE: KEY}
@@ -44,22 +43,14 @@ def add_chinook(reason: str = "add the Chinook shop") -> dict:
         {"op": "put", "kind": "mapping", "name": "chinook", "item": CHINOOK_MAPPING}]}
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("world"), customers=160, crm_url="http://unset")
-
-
-@pytest.fixture(scope="module")
-def crm(world):
-    with running_crm(world.crm_seed, token=CRM_TOKEN) as (url, app):
-        yield url
+world, crm, _demo_config = demo_world_fixtures(customers=160, token=CRM_TOKEN)
 
 
 @pytest.fixture
-def config(world, crm, tmp_path) -> Path:
-    path = demo_config_copy(world.config_path, crm, tmp_path / "demo")
-    shutil.copyfile(CHINOOK, path.parent / "chinook.db")
-    return path
+def config(_demo_config: Path) -> Path:
+    """The demo config, with the Chinook sample database copied next to it."""
+    shutil.copyfile(CHINOOK, _demo_config.parent / "chinook.db")
+    return _demo_config
 
 
 def admin(config: Path, **settings):

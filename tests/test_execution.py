@@ -7,14 +7,11 @@ the CRM server's own request log, so the plan cannot flatter the gateway.
 
 from __future__ import annotations
 
-import pytest
-
 from gateway.config import load_config
 from gateway.demo.run import DEMO_TOKEN_ENV
-from gateway.demo.world import build_world
 from gateway.principal import Principal
 from tests.gateway_client import gateway_client, token_for
-from tests.servers import demo_config_copy, running_crm
+from tests.servers import demo_world_fixtures
 
 TOKEN = "execution-token"
 ENV = {DEMO_TOKEN_ENV: TOKEN}
@@ -24,21 +21,7 @@ CUSTOMER_360 = """{ customerByEmail(email: "%s") { id name { given } emails { ad
   transactions(first: 20) { amount { amount } } interactions(first: 10) { subject } } }"""
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("world"), customers=160, crm_url="http://unset")
-
-
-@pytest.fixture
-def crm(world):
-    with running_crm(world.crm_seed, token=TOKEN) as (url, app):
-        yield url, app
-
-
-@pytest.fixture
-def config(world, crm, tmp_path):
-    """The demo config pointed at the loopback CRM (a copy, so a test may edit its own)."""
-    return demo_config_copy(world.config_path, crm[0], tmp_path / "demo")
+world, crm, config = demo_world_fixtures(customers=160, token=TOKEN)
 
 
 async def explained(client, query: str) -> dict:

@@ -16,33 +16,17 @@ import pytest
 from connectors.errors import SourceUnavailable, UpstreamError
 from gateway.crm_server import Fault
 from gateway.demo.run import DEMO_TOKEN_ENV
-from gateway.demo.world import build_world
 from gateway.faults import BreakerOpen, BreakerState, CircuitBreaker, RetryPolicy, read_with_retries
 from gateway.identity import encode_id
 from tests.gateway_client import gateway_client, graphql
-from tests.servers import demo_config_copy, running_crm, unused_port
+from tests.servers import demo_world_fixtures, unused_port
 
 TOKEN = "faults-token"
 ENV = {DEMO_TOKEN_ENV: TOKEN}
 BY_EMAIL = '{ customerByEmail(email: "EMAIL") { sourceRecords { source } } }'
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("world"), customers=40, crm_url="http://unset")
-
-
-@pytest.fixture
-def crm(world):
-    """A CRM of this test's own: its request log and fault queue start empty."""
-    with running_crm(world.crm_seed, token=TOKEN) as (url, app):
-        yield url, app
-
-
-@pytest.fixture
-def config(world, crm, tmp_path):
-    """The demo config pointed at the loopback CRM (a copy, so a test may edit its own)."""
-    return demo_config_copy(world.config_path, crm[0], tmp_path / "demo")
+world, crm, config = demo_world_fixtures(customers=40, token=TOKEN)
 
 
 def by_email(world) -> str:

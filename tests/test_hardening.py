@@ -10,13 +10,12 @@ import logging
 import pytest
 
 from gateway.demo.run import DEMO_TOKEN_ENV, example_queries
-from gateway.demo.world import build_world
 from gateway.hardening import Estimate, Limits
 from gateway.principal import Principal
 from gateway.resolver import Resolver
 from gateway.settings import Settings
 from tests.gateway_client import gateway_client
-from tests.servers import demo_config_copy, running_crm
+from tests.servers import demo_world_fixtures
 
 TOKEN = "hardening-token"
 ENV = {DEMO_TOKEN_ENV: TOKEN}
@@ -25,20 +24,7 @@ DEEP6 = "{ customers(first: 1) { edges { node { emails { sources { source } } } 
 PAGE = "{ customers(first: %d) { edges { node { id } } } }"  # cost 1 + n * 3
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("world"), customers=40, crm_url="http://unset")
-
-
-@pytest.fixture
-def crm(world):
-    with running_crm(world.crm_seed, token=TOKEN) as (url, app):
-        yield url, app
-
-
-@pytest.fixture
-def config(world, crm, tmp_path):
-    return demo_config_copy(world.config_path, crm[0], tmp_path / "demo")
+world, crm, config = demo_world_fixtures(customers=40, token=TOKEN)
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.crm_server import Fault
 from gateway.demo.run import DEMO_TOKEN_ENV
-from gateway.demo.world import build_world
 from gateway.faults import BreakerState
 from gateway.logs import JsonFormatter
 from gateway.metrics import OperationNames
 from gateway.schema import build_schema
 from tests.gateway_client import gateway_client
-from tests.servers import demo_config_copy, running_crm
+from tests.servers import demo_world_fixtures
 
 TOKEN = "metrics-token"
 ENV = {DEMO_TOKEN_ENV: TOKEN}
@@ -30,20 +29,7 @@ BY_VARIABLE = "query ($e: String!) { customerByEmail(email: $e) { id transaction
 SOURCES = "{ sources { name ready } }"
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("world"), customers=40, crm_url="http://unset")
-
-
-@pytest.fixture
-def crm(world):
-    with running_crm(world.crm_seed, token=TOKEN) as (url, app):
-        yield url, app
-
-
-@pytest.fixture
-def config(world, crm, tmp_path):
-    return demo_config_copy(world.config_path, crm[0], tmp_path / "demo")
+world, crm, config = demo_world_fixtures(customers=40, token=TOKEN)
 
 
 async def post(client, query: str, explain: bool = True, **variables) -> dict:
